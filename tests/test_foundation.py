@@ -106,3 +106,13 @@ def test_bad_detection_names_file_item_and_problem(record, problem):
         parse_detections([{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.1}, record], "p.json")
     message = str(err.value)
     assert message.startswith("p.json: detection 1: ") and problem in message
+
+
+def test_atomic_write_gives_the_usual_file_mode(tmp_path):
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    target = tmp_path / "x.json"
+    write_json(target, {"a": 1})
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -1,0 +1,1 @@
+"""Figures: one shared style (``style``), inter-rater figures (``agreement``), calibration figures."""
