@@ -1,0 +1,174 @@
+"""Fusion: hand-computed groups and scores, tie rules, same-model exclusion, empty images, one model, and
+identity with the plain-Python implementation of the rule (benchmarks/baseline_fusion.py) on random data."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+
+from multirater.detections import Detections
+from multirater.errors import UserError
+from multirater.fusion import fuse, group_members
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from baseline_fusion import fuse_plain  # noqa: E402
+
+
+def det(boxes, scores, image_ids=None, images=None, categories=None) -> Detections:
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    n = len(boxes)
+    images = np.ones(n, dtype=np.int64) if images is None else np.asarray(images, dtype=np.int64)
+    categories = np.ones(n, dtype=np.int64) if categories is None else np.asarray(categories, dtype=np.int64)
+    ids = np.unique(images) if image_ids is None else np.asarray(image_ids, dtype=np.int64)
+    return Detections(ids, images, categories, boxes, np.asarray(scores, dtype=np.float64))
+
+
+def coco_iou(a, b) -> float:
+    return float(mask_utils.iou([a], [b], [0])[0, 0])
+
+
+def test_three_models_one_object_hand_computed():
+    # Shifted 10x10 squares: IoU(A, B) = IoU(A, C) = 90/110, IoU(B, C) = 81/119, all >= 0.5.
+    a, b, c = [0, 0, 10, 10], [1, 0, 10, 10], [0, 1, 10, 10]
+    models = [det([a], [0.9]), det([b], [0.6]), det([c], [0.3]), det([], [], image_ids=[1])]
+    out = fuse(models, iou=0.5)
+    assert len(out) == 1
+    np.testing.assert_allclose(out.boxes[0], [1 / 3, 1 / 3, 10, 10], atol=1e-12)
+    assert out.scores[0] == pytest.approx((0.9 + 0.6 + 0.3) / 4)  # the absent fourth model counts 0
+    assert out.extra[0]["n_models"] == 3
+    # population std over the 4 models' scores (0.9, 0.6, 0.3, 0)
+    assert out.extra[0]["score_std"] == pytest.approx(np.std([0.9, 0.6, 0.3, 0.0]))
+    grouped = fuse(models, iou=0.5, score_norm="group")
+    assert grouped.scores[0] == pytest.approx(0.6)
+    assert grouped.extra[0]["score_std"] == pytest.approx(np.std([0.9, 0.6, 0.3]))
+    best = fuse(models, iou=0.5, merge="max-score")
+    np.testing.assert_allclose(best.boxes[0], a)
+    assert best.scores[0] == pytest.approx(0.9)
+
+
+def test_complete_linkage_adds_the_box_with_the_largest_minimum_iou():
+    o, p, q, r = [0, 0, 10, 10], [-0.4, 0.2, 10, 10], [0.7, -1.3, 10, 10], [-0.1, 2.0, 10, 10]
+    # The geometry: P is closest to O; Q is closer to O than R, but R's minimum IoU with {O, P} is larger;
+    # Q and R are too far apart to share a group.
+    assert coco_iou(o, p) > coco_iou(o, q) > coco_iou(o, r) >= 0.5
+    assert min(coco_iou(o, r), coco_iou(p, r)) > min(coco_iou(o, q), coco_iou(p, q)) >= 0.5
+    assert coco_iou(q, r) < 0.5
+    models = [det([o], [0.9]), det([p], [0.8]), det([q], [0.7]), det([r], [0.6])]
+    assert group_members(models, 0.5) == [[(0, 0), (1, 0), (3, 0)], [(2, 0)]]
+    out = fuse(models, 0.5)
+    assert out.scores.tolist() == pytest.approx([(0.9 + 0.8 + 0.6) / 4, 0.7 / 4])
+
+
+def test_one_box_per_model_in_a_group():
+    # Model 0 has two almost identical boxes: they never share a group; model 1's box joins the first.
+    models = [det([[0, 0, 10, 10], [0.2, 0, 10, 10]], [0.9, 0.8]), det([[0, 0.1, 10, 10]], [0.5])]
+    assert group_members(models, 0.5) == [[(0, 0), (1, 0)], [(0, 1)]]
+    out = fuse(models, 0.5)
+    assert out.extra[0]["n_models"] == 2 and out.extra[1]["n_models"] == 1
+
+
+def test_ties_follow_model_index_then_file_order():
+    # Equal scores: model 0's box opens. Candidates from models 1 and 2 at exactly equal IoU with the opener
+    # (mirror shifts) but too far from each other: the earlier one in step 1's order (model 1) joins.
+    o, left, right = [0, 0, 10, 10], [-3, 0, 10, 10], [3, 0, 10, 10]
+    assert coco_iou(o, left) == coco_iou(o, right) >= 0.5 > coco_iou(left, right)
+    models = [det([o], [0.5]), det([left], [0.5]), det([right], [0.5])]
+    assert group_members(models, 0.5) == [[(0, 0), (1, 0)], [(2, 0)]]
+    swapped = [det([right], [0.5]), det([left], [0.5]), det([o], [0.5])]
+    # Now model 0 (right) opens; only o reaches it; left opens the second group.
+    assert group_members(swapped, 0.5) == [[(0, 0), (2, 0)], [(1, 0)]]
+    # Within one file, ties keep the file order.
+    same_file = [det([[50, 50, 10, 10], [0, 0, 10, 10]], [0.5, 0.5])]
+    assert group_members(same_file, 0.5) == [[(0, 0)], [(0, 1)]]
+
+
+def test_images_and_categories_are_fused_separately_and_empty_images_kept():
+    a = det([[0, 0, 10, 10], [0, 0, 10, 10]], [0.9, 0.8], image_ids=[1, 2, 7], images=[1, 1], categories=[1, 2])
+    b = det([[0, 0, 10, 10]], [0.7], image_ids=[1, 3], images=[1], categories=[2])
+    out = fuse([a, b], 0.5)
+    assert out.image_ids.tolist() == [1, 2, 3, 7]
+    assert out.category_id.tolist() == [1, 2]
+    assert out.scores.tolist() == pytest.approx([0.45, 0.75])
+    empty = fuse([det([], [], image_ids=[4]), det([], [], image_ids=[5])], 0.5)
+    assert len(empty) == 0 and empty.image_ids.tolist() == [4, 5]
+
+
+def test_one_model_is_returned_as_it_is():
+    rng = np.random.default_rng(1)
+    boxes = np.column_stack([rng.uniform(0, 50, (30, 2)), rng.uniform(5, 20, (30, 2))])
+    scores = rng.random(30)
+    out = fuse([det(boxes, scores)], 0.5)
+    order = np.argsort(-scores)
+    np.testing.assert_allclose(out.boxes, boxes[order])
+    np.testing.assert_allclose(out.scores, scores[order])
+    assert all(e["n_models"] == 1 and e["score_std"] == 0 for e in out.extra)
+
+
+def test_votes_per_source_and_kept_meta():
+    models = [det([[0, 0, 10, 10]], [0.9]), det([[0, 0, 10, 10]], [0.8]), det([[0, 0, 10, 10]], [0.7])]
+    for m in models:
+        m.meta = {"strategy": "ls"}
+    models[0].meta["config_id"] = "abc"
+    out = fuse(models, 0.5, sources=["r2", "r1", "r2"])
+    assert out.extra[0]["votes"] == {"r2": 2, "r1": 1}
+    assert out.meta["strategy"] == "ls" and "config_id" not in out.meta
+    assert out.meta["fusion"]["models"] == 3
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"iou": 0.0}, {"iou": 1.5}, {"sources": ["a"]}, {"score_norm": "mean"}, {"merge": "median"}],
+)
+def test_bad_options_are_user_errors(kwargs):
+    with pytest.raises(UserError):
+        fuse([det([], [], [1]), det([], [], [1])], **kwargs)
+
+
+def _random_models(rng, n_models, n_images, n_objects, quantize):
+    models = []
+    truth = {
+        img: np.column_stack([rng.uniform(0, 200, (n_objects, 2)), rng.uniform(8, 40, (n_objects, 2))])
+        for img in range(1, n_images + 1)
+    }
+    for _ in range(n_models):
+        recs = []
+        for img, objs in truth.items():
+            for k, box in enumerate(objs):
+                if rng.random() < 0.8:
+                    b = box + rng.normal(0, 2.5, 4)
+                    b[2:] = np.abs(b[2:])
+                    recs.append((img, 1 + k % 2, b.tolist(), float(rng.random())))
+            for _ in range(4):
+                b = [*rng.uniform(0, 200, 2), *rng.uniform(8, 40, 2)]
+                recs.append((img, int(rng.integers(1, 3)), b, float(rng.random())))
+        if quantize:
+            recs = [(i, c, b, round(s * 4) / 4) for i, c, b, s in recs]  # many exact score ties
+        models.append([recs[i] for i in rng.permutation(len(recs))])
+    return models
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_identical_to_the_plain_python_rule(seed):
+    rng = np.random.default_rng(seed)
+    models = _random_models(rng, int(rng.integers(1, 9)), 3, int(rng.integers(0, 25)), quantize=seed % 2 == 1)
+    dets = [
+        det([r[2] for r in m], [r[3] for r in m], image_ids=[1, 2, 3], images=[r[0] for r in m],
+            categories=[r[1] for r in m])
+        for m in models
+    ]
+    threshold = [0.5, 0.3, 0.7][seed % 3]
+    reference = fuse_plain(models, threshold)
+    assert group_members(dets, threshold) == [g["members"] for g in reference]
+    out = fuse(dets, threshold)
+    assert out.image_id.tolist() == [g["image_id"] for g in reference]
+    assert out.category_id.tolist() == [g["category_id"] for g in reference]
+    np.testing.assert_allclose(out.boxes, [g["bbox"] for g in reference], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(out.scores, [g["score"] for g in reference], rtol=0, atol=1e-12)
+    grouped = fuse(dets, threshold, score_norm="group")
+    np.testing.assert_allclose(
+        grouped.scores, [g["score"] for g in fuse_plain(models, threshold, score_norm="group")], atol=1e-12
+    )
