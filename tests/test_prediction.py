@@ -1,0 +1,112 @@
+"""Prediction: detections files listing every image, matching the model's own output, for ok and
+failed models, on val/test or a folder."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from multirater.cli import main
+from multirater.dataset import load_dataset, load_image
+from multirater.detections import read_detections
+from multirater.prediction import load_trained_model
+from multirater.synthetic import generate
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pred")
+    manifest = generate(root / "ds", seed=3, images=8, consensus_images=2, raters=2, size=128)
+    (root / "splits.json").write_text(json.dumps(
+        {"seed": 0, "val_fraction": 0.25, "train": [1, 2, 3, 4, 5, 6], "val": [7, 8], "test": [9, 10]}))
+    (root / "c.yaml").write_text(yaml.safe_dump({
+        "model": {"name": "tiny", "min_size": 128, "max_size": 128, "score_thresh": 0.0},
+        "training": {"epochs": 2, "freeze": "none", "lr": 0.002}, "config_id": "abc12345"}))
+    assert main(["train", "--dataset", str(manifest), "--splits", str(root / "splits.json"), "--strategy", "rs-rater1",
+                 "--config", str(root / "c.yaml"), "--out", str(root / "model"), "--device", "cpu", "--threads", "1"]) == 0
+    return root, manifest
+
+
+def predict(root, manifest, images, out, *extra):
+    return main(["predict", "--model", str(root / "model"), "--dataset", str(manifest), "--splits",
+                 str(root / "splits.json"), "--images", images, "--out", str(out), "--device", "cpu", *extra])
+
+
+def test_predictions_are_the_models_output_in_coco_xywh(trained, tmp_path):
+    root, manifest = trained
+    assert predict(root, manifest, "test", tmp_path / "p.json") == 0
+    data = json.loads((tmp_path / "p.json").read_text())
+    assert data["format"] == "multirater-detections" and data["image_ids"] == [9, 10]
+    meta = data["meta"]
+    assert meta["status"] == "ok" and meta["strategy"] == "rs-rater1" and meta["config_id"] == "abc12345"
+    assert meta["model"] == str(root / "model")
+    dets = read_detections(tmp_path / "p.json")
+    assert len(dets) > 0 and set(dets.category_id) == {1}
+
+    model, _ = load_trained_model(root / "model" / "best.pt", torch.device("cpu"))
+    dataset = load_dataset(manifest)
+    for image_id in (9, 10):
+        pixels = load_image(dataset.images[image_id].path)
+        with torch.no_grad():
+            out = model([torch.from_numpy(pixels.transpose(2, 0, 1).copy())])[0]
+        xyxy = out["boxes"].numpy().astype(np.float64)
+        expected = np.stack([xyxy[:, 0], xyxy[:, 1], xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]], axis=1)
+        mine = dets.image_id == image_id
+        np.testing.assert_allclose(dets.boxes[mine], expected, rtol=1e-6, atol=1e-4)
+        np.testing.assert_allclose(dets.scores[mine], out["scores"].numpy(), rtol=1e-6)
+
+
+def test_batch_size_does_not_change_predictions(trained, tmp_path):
+    root, manifest = trained
+    assert predict(root, manifest, "val", tmp_path / "b1.json", "--batch-size", "1") == 0
+    assert predict(root, manifest, "val", tmp_path / "b2.json", "--batch-size", "2") == 0
+    a, b = read_detections(tmp_path / "b1.json"), read_detections(tmp_path / "b2.json")
+    assert list(a.image_ids) == list(b.image_ids) == [7, 8]
+    assert len(a) == len(b)
+    np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-3)
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+
+
+def test_non_ok_model_gets_an_empty_file_listing_every_image(trained, tmp_path):
+    root, manifest = trained
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "status.json").write_text(json.dumps(
+        {"status": "diverged", "strategy": "ls", "config_id": "deadbeef", "epoch": 2, "best_epoch": 1,
+         "best_val_map": 0.1, "message": "non-finite loss"}))
+    rc = main(["predict", "--model", str(model), "--dataset", str(manifest), "--splits", str(root / "splits.json"),
+               "--images", "val", "--out", str(tmp_path / "p.json"), "--device", "cpu"])
+    assert rc == 0
+    data = json.loads((tmp_path / "p.json").read_text())
+    assert data["image_ids"] == [7, 8] and data["detections"] == []
+    assert data["meta"]["status"] == "diverged" and data["meta"]["config_id"] == "deadbeef"
+
+
+def test_folder_of_images_keeps_known_ids_and_numbers_new_ones(trained, tmp_path):
+    root, manifest = trained
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    dataset = load_dataset(manifest)
+    shutil.copy(dataset.images[9].path, folder / "a.png")
+    shutil.copy(dataset.images[9].path, folder / "b.png")
+    assert main(["predict", "--model", str(root / "model"), "--images", str(folder), "--out",
+                 str(tmp_path / "p.json"), "--device", "cpu"]) == 0
+    data = json.loads((tmp_path / "p.json").read_text())
+    assert data["image_ids"] == [1, 2]
+    assert data["meta"]["file_names"] == {"1": "a.png", "2": "b.png"}
+    by_image = {i: [d for d in data["detections"] if d["image_id"] == i] for i in (1, 2)}
+    assert by_image[1] and [d["bbox"] for d in by_image[1]] == [d["bbox"] for d in by_image[2]]
+
+
+def test_missing_model_is_a_clear_error_and_writes_nothing(trained, tmp_path, capsys):
+    root, manifest = trained
+    rc = main(["predict", "--model", str(tmp_path / "nope"), "--dataset", str(manifest), "--splits",
+               str(root / "splits.json"), "--images", "val", "--out", str(tmp_path / "p.json"), "--device", "cpu"])
+    assert rc == 2
+    assert "status.json: file not found" in capsys.readouterr().err
+    assert not (tmp_path / "p.json").exists()
