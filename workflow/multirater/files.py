@@ -18,15 +18,21 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError("file not found", path) from None
+    except UnicodeDecodeError:
+        raise UserError("not a UTF-8 text file", path) from None
+    except OSError as exc:
+        raise UserError(f"cannot read ({exc.strerror})", path) from None
+
+
 def read_json(path: str | Path) -> Any:
     """Parse a JSON file; a missing file or a syntax error names the file, line and column."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError("file not found", path) from None
-    except OSError as exc:
-        raise UserError(f"cannot read ({exc.strerror})", path) from None
+    text = _read_text(path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -38,12 +44,7 @@ def read_json(path: str | Path) -> Any:
 def read_yaml(path: str | Path) -> Any:
     """Parse a YAML file; a missing file or a syntax error names the file and position."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError("file not found", path) from None
-    except OSError as exc:
-        raise UserError(f"cannot read ({exc.strerror})", path) from None
+    text = _read_text(path)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
