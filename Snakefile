@@ -1,0 +1,48 @@
+# multirater: multi-rater annotations -> calibrated detectors (Campi et al.), end to end.
+# Stages live in workflow/rules/*.smk; every rule calls the `multirater` CLI.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The demo config, unless config files are given (--configfile config/paper.yaml replaces it
+# instead of being merged into it).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/agreement.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/select.smk"
+include: "workflow/rules/ensemble.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
+
+
+localrules:
+    all,
+    data,
+    agreement,
+    figure_agreement,
+    training_config,
+    pretrain_config,
+    sweep_table,
+    sweep,
+    select,
+    members,
+    ensembles,
+    evaluate,
+    tables,
+    figure3,
+    figure4,
+    figures,
+    report,
+
+
+rule all:
+    input:
+        ALL_OUTPUTS,

@@ -1,0 +1,135 @@
+"""Result tables: tidy metrics, Table 1 (mean/std over selected models), paired bootstrap comparisons."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from multirater.cli import main
+from multirater.errors import UserError
+from multirater.selection import rank_models, write_selection
+from multirater.tables import holm, paired_difference, write_tables
+
+SETTINGS = {"gt": "consensus.json", "seed": 0, "bootstrap": 4, "iou_thresholds": [0.5, 0.75], "bins": 10}
+
+
+def metrics_file(path, mAP, mAR, dece, values=None):
+    """A hand-made metrics file; ``values`` maps metric name -> bootstrap values (mean/std follow)."""
+    values = values or {}
+
+    def entry(metric, iou, value):
+        e = {"metric": metric, "iou": iou, "value": value}
+        v = values.get((metric, iou))
+        if v is not None:
+            e.update(mean=float(np.mean(v)), std=float(np.std(v, ddof=1)), values=list(v),
+                     **{"p2.5": float(np.percentile(v, 2.5)), "p97.5": float(np.percentile(v, 97.5))})
+        return e
+
+    data = {"settings": SETTINGS, "n_images": 4,
+            "metrics": [entry("mAP", None, mAP), entry("mAR", None, mAR), entry("D-ECE", 0.5, dece)],
+            "reliability": {}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_paired_difference_by_hand():
+    stats = paired_difference(np.array([1.0, 2.0, 3.0]), np.array([0.0, 0.0, 0.0]))
+    assert stats["diff_mean"] == 2.0 and stats["diff_std"] == 1.0
+    # no resample has diff <= 0: p = 2 * (0 + 1) / (3 + 1)
+    assert stats["p_value"] == pytest.approx(0.5)
+    assert stats["diff_p2.5"] == pytest.approx(1.05) and stats["diff_p97.5"] == pytest.approx(2.95)
+    with pytest.raises(UserError, match="same length"):
+        paired_difference(np.zeros(3), np.zeros(4))
+
+
+def test_holm_by_hand():
+    # sorted: 0.01*3 = 0.03; 0.03*2 = 0.06; 0.04*1 = 0.04 -> monotone 0.06
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+@pytest.fixture
+def workflow_files(tmp_path):
+    statuses = [
+        {"strategy": "ls", "config_id": "aaaa0000", "status": "ok", "best_val_map": 0.9},
+        {"strategy": "ls", "config_id": "bbbb0000", "status": "ok", "best_val_map": 0.8},
+        {"strategy": "ls", "config_id": "cccc0000", "status": "ok", "best_val_map": 0.1},  # not selected
+        {"strategy": "rs-r1", "config_id": "aaaa0000", "status": "ok", "best_val_map": 0.5},
+        {"strategy": "rs-r2", "config_id": "aaaa0000", "status": "ok", "best_val_map": 0.5},
+    ]
+    write_selection(tmp_path / "selection.csv", rank_models(statuses, top_ls=2, top_rs=1))
+    m = tmp_path / "metrics"
+    boot_a = {("mAP", None): [0.4, 0.5, 0.6, 0.5]}
+    boot_b = {("mAP", None): [0.3, 0.4, 0.5, 0.4]}  # always 0.1 below a
+    models = [
+        metrics_file(m / "models/ls/aaaa0000.json", 0.40, 0.50, 0.2, boot_a),
+        metrics_file(m / "models/ls/bbbb0000.json", 0.60, 0.70, 0.2, boot_b),
+        metrics_file(m / "models/ls/cccc0000.json", 0.99, 0.99, 0.2, boot_b),
+        metrics_file(m / "models/rs-r1/aaaa0000.json", 0.45, 0.55, 0.1, boot_b),
+        metrics_file(m / "models/rs-r2/aaaa0000.json", 0.45, 0.55, 0.1, boot_b),
+    ]
+    ensembles = [
+        metrics_file(m / "ensembles/lse/2.json", 0.5, 0.6, 0.15,
+                     {("D-ECE", 0.5): [0.15, 0.16, 0.14, 0.15], ("mAP", None): [0.5, 0.5, 0.5, 0.5]}),
+        metrics_file(m / "ensembles/rse/2.json", 0.5, 0.6, 0.08,
+                     {("D-ECE", 0.5): [0.08, 0.09, 0.07, 0.08], ("mAP", None): [0.5, 0.5, 0.5, 0.5]}),
+    ]
+    return tmp_path, models, ensembles
+
+
+def test_write_tables(workflow_files):
+    tmp_path, models, ensembles = workflow_files
+    out = tmp_path / "tables"
+    assert main(["tables", "--selection", str(tmp_path / "selection.csv"), "--out-dir", str(out),
+                 "--models", *models, "--ensembles", *ensembles]) == 0
+
+    tidy = pd.read_csv(out / "metrics.csv")
+    assert list(tidy.columns) == ["kind", "size", "strategy", "config_id", "metric", "iou", "value", "mean", "std",
+                                  "p2.5", "p97.5"]
+    assert len(tidy) == 3 * (len(models) + len(ensembles))  # three metrics per file
+    row = tidy[(tidy.kind == "rse") & (tidy.metric == "D-ECE")].iloc[0]
+    assert row["size"] == 2 and row["iou"] == 0.5 and row["value"] == 0.08 and row["mean"] == pytest.approx(0.08)
+
+    t1 = pd.read_csv(out / "table1.csv")
+    ls = t1[t1.strategy == "ls"].iloc[0]
+    # the two selected LS models (0.40 and 0.60); cccc0000 is not selected
+    assert ls["n_models"] == 2 and ls["mAP_mean"] == pytest.approx(0.5)
+    assert ls["mAP_std"] == pytest.approx(math.sqrt(0.02)) and ls["mAR_mean"] == pytest.approx(0.6)
+    assert list(t1.model) == ["LS", "RS (r1)", "RS (r2)"]
+    md = (out / "table1.md").read_text()
+    assert "| LS | 0.500 ± 0.14 | 0.600 ± 0.14 | 2 |" in md
+    tex = (out / "table1.tex").read_text()
+    assert r"LS & 0.500 $\pm$ 0.14" in tex and r"\begin{tabular}" in tex
+
+    sig = pd.read_csv(out / "significance.csv")
+    pair = sig[(sig.metric == "mAP") & (sig.model_a == "ls/aaaa0000") & (sig.model_b == "ls/bbbb0000")].iloc[0]
+    assert pair["diff_mean"] == pytest.approx(0.1)
+    assert pair["p_value"] == pytest.approx(2 * 1 / 5)  # 4 resamples, none <= 0
+    # 4 selected models -> 6 pairs with mAP values (mAR has no bootstrap values here)
+    assert len(sig[sig.metric == "mAP"]) == 6 and len(sig[sig.metric == "mAR"]) == 0
+
+    cmp = pd.read_csv(out / "lse_vs_rse.csv")
+    dece = cmp[cmp.metric == "D-ECE"].iloc[0]
+    assert dece["diff_mean"] == pytest.approx(0.07) and dece["better"] == "RSE"
+    assert cmp[cmp.metric == "mAP"].iloc[0]["better"] == "tie"
+
+
+def test_missing_metrics_of_a_selected_model(workflow_files):
+    tmp_path, models, ensembles = workflow_files
+    with pytest.raises(UserError, match="ls/aaaa0000"):
+        write_tables(tmp_path / "selection.csv", models[1:], ensembles, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unpaired_resamples_are_refused(workflow_files, tmp_path):
+    _, models, ensembles = workflow_files
+    data = json.loads(open(ensembles[1]).read())
+    data["settings"] = {**SETTINGS, "seed": 7}
+    open(ensembles[1], "w").write(json.dumps(data))
+    with pytest.raises(UserError, match="settings.seed differs"):
+        write_tables(tmp_path / "selection.csv", models, ensembles, tmp_path / "out2")

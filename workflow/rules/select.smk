@@ -1,0 +1,28 @@
+# Stage 3: rank each strategy's models by validation mAP; failed and diverged models are skipped.
+
+
+rule select:
+    input:
+        status_files(),
+    output:
+        report(
+            f"{R}/selection/selection.csv",
+            caption="../report/selection.rst",
+            category="Tables",
+        ),
+    log:
+        f"{R}/logs/select.log",
+    benchmark:
+        f"{R}/benchmarks/select.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        ls=config["selection"]["ls"],
+        rs=config["selection"]["rs"],
+    shell:
+        "multirater select --top-ls {params.ls} --top-rs {params.rs} --out {output}"
+        " {input} > {log} 2>&1"
