@@ -85,12 +85,12 @@ def test_compare_hand_computed():
     b = _metrics(0, {("mAP", None): [0.4, 0.6, 0.5, 0.5], ("D-ECE", 0.5): [0.20, 0.10, 0.10, 0.30]})
     rows = {r["metric"]: r for r in compare(a, b)}
     diff = np.array([0.1, 0.0, -0.1, 0.2])
-    assert rows["mAP"]["mean_diff"] == pytest.approx(0.05)
+    assert rows["mAP"]["diff_mean"] == pytest.approx(0.05)
     assert rows["mAP"]["diff_p2.5"] == pytest.approx(np.percentile(diff, 2.5))
     assert rows["mAP"]["diff_p97.5"] == pytest.approx(np.percentile(diff, 97.5))
     assert rows["mAP"]["frac_a_better"] == pytest.approx(0.5)  # A higher in resamples 0 and 3; a tie is not
     assert rows["D-ECE"]["frac_a_better"] == pytest.approx(0.5)  # lower is better: resamples 0 and 2
-    assert rows["D-ECE"]["iou"] == 0.5 and rows["D-ECE"]["mean_diff"] == pytest.approx(-0.0125)
+    assert rows["D-ECE"]["iou"] == 0.5 and rows["D-ECE"]["diff_mean"] == pytest.approx(-0.0125)
 
 
 def test_compare_needs_paired_resamples():
@@ -110,4 +110,4 @@ def test_two_prediction_files_share_their_resamples():
     two = evaluate(gt, parse_detections(list(reversed(dets))), bootstrap=20, seed=3)
     rows = compare(one, two)
     # Reversing the file order changes nothing but the tie order (scores are distinct): identical resamples.
-    assert all(r["mean_diff"] == pytest.approx(0, abs=1e-12) and r["frac_a_better"] == 0 for r in rows)
+    assert all(r["diff_mean"] == pytest.approx(0, abs=1e-12) and r["frac_a_better"] == 0 for r in rows)

@@ -72,7 +72,7 @@ def test_fuse_evaluate_compare(files, capsys):
     csv = tmp / "cmp.csv"
     assert main(["compare", str(out_a), str(out_b), "--out", str(csv)]) == 0
     lines = csv.read_text().splitlines()
-    assert lines[0] == "metric,iou,value_a,value_b,mean_diff,diff_p2.5,diff_p97.5,frac_a_better"
+    assert lines[0] == "metric,iou,value_a,value_b,diff_mean,diff_std,diff_p2.5,diff_p97.5,frac_a_better,p_value"
     assert len(lines) == 7
     assert "mAP" in capsys.readouterr().out
 

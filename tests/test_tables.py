@@ -12,7 +12,8 @@ import pytest
 from multirater.cli import main
 from multirater.errors import UserError
 from multirater.selection import rank_models, write_selection
-from multirater.tables import holm, paired_difference, write_tables
+from multirater.bootstrap import paired_difference
+from multirater.tables import holm, write_tables
 
 SETTINGS = {"gt": "consensus.json", "seed": 0, "bootstrap": 4, "iou_thresholds": [0.5, 0.75], "bins": 10}
 
@@ -131,5 +132,5 @@ def test_unpaired_resamples_are_refused(workflow_files, tmp_path):
     data = json.loads(open(ensembles[1]).read())
     data["settings"] = {**SETTINGS, "seed": 7}
     open(ensembles[1], "w").write(json.dumps(data))
-    with pytest.raises(UserError, match="settings.seed differs"):
+    with pytest.raises(UserError, match="resamples are not paired: settings.seed is 7 here but 0"):
         write_tables(tmp_path / "selection.csv", models, ensembles, tmp_path / "out2")

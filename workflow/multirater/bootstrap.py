@@ -68,12 +68,14 @@ def _records(metrics: dict, name: str) -> dict[tuple[str, Any], dict]:
     return out
 
 
-def _check_paired(a: dict, b: dict, name_a: str, name_b: str) -> None:
-    sa, sb = a.get("settings", {}), b.get("settings", {})
-    for key in ("seed", "bootstrap"):
+def check_paired(a: dict, b: dict, name_a: str, name_b: str) -> None:
+    """Refuse to compare two metrics files whose resamples are not the same draws of the same images."""
+    sa, sb = a.get("settings") or {}, b.get("settings") or {}
+    keys = ["seed", "bootstrap"] + (["gt"] if "gt" in sa and "gt" in sb else [])
+    for key in keys:
         if sa.get(key) != sb.get(key):
             raise UserError(
-                f"resamples are not paired: settings.{key} is {sa.get(key)!r} here but {sb.get(key)!r} in {name_a}",
+                f"resamples are not paired: settings.{key} is {sb.get(key)!r} here but {sa.get(key)!r} in {name_a}",
                 name_b,
             )
     if a.get("n_images") != b.get("n_images"):
@@ -83,40 +85,64 @@ def _check_paired(a: dict, b: dict, name_a: str, name_b: str) -> None:
         )
 
 
+def paired_difference(a: Any, b: Any, lower_is_better: bool = False) -> dict[str, float]:
+    """Paired bootstrap statistics of ``a - b`` (one value per resample).
+
+    Resamples where either value is undefined (NaN/None) are left out. Returns the means, the mean
+    difference, its std (ddof=1) and 95 % percentile interval, the fraction of resamples in which A is
+    strictly better, and a two-sided p-value 2 * min(P(d <= 0), P(d >= 0)) with the usual +1 correction,
+    so a finite number of resamples never gives p = 0.
+    """
+    a = np.asarray([np.nan if v is None else v for v in a], dtype=np.float64)
+    b = np.asarray([np.nan if v is None else v for v in b], dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise UserError(f"paired resamples must have the same length, got {a.shape} and {b.shape}")
+    both = np.isfinite(a) & np.isfinite(b)
+    a, b = a[both], b[both]
+    n = a.size
+    if n == 0:
+        nan = float("nan")
+        return {"mean_a": nan, "mean_b": nan, "diff_mean": nan, "diff_std": nan, "diff_p2.5": nan,
+                "diff_p97.5": nan, "frac_a_better": nan, "p_value": nan}
+    d = a - b
+    better = d < 0 if lower_is_better else d > 0
+    p = 2 * min(np.sum(d <= 0) + 1, np.sum(d >= 0) + 1) / (n + 1)
+    return {
+        "mean_a": float(a.mean()),
+        "mean_b": float(b.mean()),
+        "diff_mean": float(d.mean()),
+        "diff_std": float(d.std(ddof=1)) if n > 1 else float("nan"),
+        "diff_p2.5": float(np.percentile(d, 2.5)),
+        "diff_p97.5": float(np.percentile(d, 97.5)),
+        "frac_a_better": float(better.mean()),
+        "p_value": float(min(1.0, p)),
+    }
+
+
 def compare(a: dict, b: dict, name_a: str = "A", name_b: str = "B") -> list[dict]:
     """Paired comparison of two metrics files, per metric and IoU present in both.
 
-    Returns records with the point estimates, the mean paired difference A - B over resamples, its 2.5 and
-    97.5 percentiles, and the fraction of resamples in which A is better (strictly; lower D-ECE is better).
+    Returns records with the point estimates and the paired statistics of A - B over the resamples
+    (:func:`paired_difference`; lower D-ECE is better, higher everything else).
     """
     ra, rb = _records(a, name_a), _records(b, name_b)
-    _check_paired(a, b, name_a, name_b)
+    check_paired(a, b, name_a, name_b)
     rows = []
     for key, rec_a in ra.items():
         if key not in rb:
             continue
-        va = np.array([np.nan if v is None else v for v in rec_a["values"]], dtype=np.float64)
-        vb = np.array([np.nan if v is None else v for v in rb[key]["values"]], dtype=np.float64)
-        if len(va) != len(vb):
-            raise UserError(f"{len(vb)} resamples here but {len(va)} in {name_a}", name_b, f"metric {key[0]}")
-        both = np.isfinite(va) & np.isfinite(vb)  # resamples where the metric is defined for both
-        if not both.any():
+        if len(rec_a["values"]) != len(rb[key]["values"]):
+            raise UserError(
+                f"{len(rb[key]['values'])} resamples here but {len(rec_a['values'])} in {name_a}",
+                name_b,
+                f"metric {key[0]}",
+            )
+        stats = paired_difference(rec_a["values"], rb[key]["values"], key[0] in LOWER_IS_BETTER)
+        if not np.isfinite(stats["diff_mean"]):  # undefined in every resample of one file
             continue
-        va, vb = va[both], vb[both]
-        diff = va - vb
-        better = va < vb if key[0] in LOWER_IS_BETTER else va > vb
-        rows.append(
-            {
-                "metric": key[0],
-                "iou": key[1],
-                "value_a": rec_a["value"],
-                "value_b": rb[key]["value"],
-                "mean_diff": float(diff.mean()),
-                "diff_p2.5": float(np.percentile(diff, 2.5)),
-                "diff_p97.5": float(np.percentile(diff, 97.5)),
-                "frac_a_better": float(better.mean()),
-            }
-        )
+        rows.append({"metric": key[0], "iou": key[1], "value_a": rec_a["value"], "value_b": rb[key]["value"],
+                     **{k: stats[k] for k in ("diff_mean", "diff_std", "diff_p2.5", "diff_p97.5",
+                                              "frac_a_better", "p_value")}})
     if not rows:
         raise UserError(f"no metric in common with {name_a}", name_b)
     return rows

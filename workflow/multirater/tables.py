@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .bootstrap import LOWER_IS_BETTER, check_paired, paired_difference
 from .errors import UserError
 from .files import read_json, write_text
 from .selection import strategy_order
@@ -21,8 +22,6 @@ from .selection import strategy_order
 TIDY_COLUMNS = ["kind", "size", "strategy", "config_id", "metric", "iou", "value", "mean", "std", "p2.5", "p97.5"]
 COMPARE_COLUMNS = ["mean_a", "mean_b", "diff_mean", "diff_std", "diff_p2.5", "diff_p97.5", "p_value"]
 ALPHA = 0.05
-# D-ECE: lower is better; everything else: higher is better.
-LOWER_IS_BETTER = {"D-ECE"}
 
 
 def read_metrics(path: str | Path) -> dict[str, Any]:
@@ -89,22 +88,6 @@ def metrics_table(models: dict[tuple[str, str], dict], ensembles: dict[tuple[str
     return pd.DataFrame(rows, columns=TIDY_COLUMNS)
 
 
-def paired_difference(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    """Paired bootstrap comparison of ``a - b`` (one value per resample): mean, std (ddof=1),
-    95 % percentile interval and a two-sided p-value, 2 * min(P(diff <= 0), P(diff >= 0)) with the
-    usual +1 correction so a finite number of resamples never gives p = 0."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
-        raise UserError(f"paired resamples must have the same length, got {a.shape} and {b.shape}")
-    d = a - b
-    n = d.size
-    p = 2 * min(np.sum(d <= 0) + 1, np.sum(d >= 0) + 1) / (n + 1)
-    return {"mean_a": float(a.mean()), "mean_b": float(b.mean()), "diff_mean": float(d.mean()),
-            "diff_std": float(d.std(ddof=1)) if n > 1 else float("nan"),
-            "diff_p2.5": float(np.percentile(d, 2.5)), "diff_p97.5": float(np.percentile(d, 97.5)),
-            "p_value": float(min(1.0, p))}
-
-
 def holm(p_values: list[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values (family-wise error), in the input's order."""
     p = np.asarray(p_values, dtype=float)
@@ -116,14 +99,6 @@ def holm(p_values: list[float]) -> list[float]:
         running = max(running, (m - i) * p[idx])
         adjusted[idx] = min(1.0, running)
     return adjusted.tolist()
-
-
-def _check_paired(a: dict[str, Any], b: dict[str, Any], what: str) -> None:
-    sa, sb = a.get("settings") or {}, b.get("settings") or {}
-    for key in ("seed", "bootstrap", "gt"):
-        if sa.get(key) != sb.get(key):
-            raise UserError(f"bootstrap resamples are not paired: settings.{key} differs "
-                            f"({sa.get(key)!r} vs {sb.get(key)!r})", None, what)
 
 
 def _label(strategy: str) -> str:
@@ -190,9 +165,10 @@ def significance(selected: dict[tuple[str, str], dict], metrics: tuple[str, ...]
                 vb = bootstrap_values(selected[kb], (metric, None))
                 if va is None or vb is None:
                     continue
-                _check_paired(selected[ka], selected[kb], f"{'/'.join(ka)} vs {'/'.join(kb)}")
+                check_paired(selected[ka], selected[kb], "/".join(ka), "/".join(kb))
+                stats = paired_difference(va, vb, metric in LOWER_IS_BETTER)
                 block.append({"metric": metric, "model_a": "/".join(ka), "model_b": "/".join(kb),
-                              **paired_difference(va, vb)})
+                              **{k: stats[k] for k in COMPARE_COLUMNS}})
         for row, p in zip(block, holm([r["p_value"] for r in block])):
             row["p_holm"] = p
             row["significant"] = p < ALPHA
@@ -211,15 +187,15 @@ def lse_vs_rse(ensembles: dict[tuple[str, int], dict]) -> "pd.DataFrame":
         if ("lse", size) not in ensembles or ("rse", size) not in ensembles:
             continue
         lse, rse = ensembles[("lse", size)], ensembles[("rse", size)]
-        _check_paired(lse, rse, f"size {size}")
+        check_paired(lse, rse, f"LSE {size}", f"RSE {size}")
         for m in lse["metrics"]:
             key = metric_key(m)
             a, b = bootstrap_values(lse, key), bootstrap_values(rse, key)
             if a is None or b is None:
                 continue
-            stats = paired_difference(a, b)
+            stats = paired_difference(a, b, key[0] in LOWER_IS_BETTER)
             row = {"size": size, "metric": key[0], "iou": key[1],
-                   **{k.replace("_a", "_lse").replace("_b", "_rse"): v for k, v in stats.items()}}
+                   **{k.replace("_a", "_lse").replace("_b", "_rse"): stats[k] for k in COMPARE_COLUMNS}}
             row["significant"] = stats["p_value"] < ALPHA
             lse_better = stats["diff_mean"] < 0 if key[0] in LOWER_IS_BETTER else stats["diff_mean"] > 0
             row["better"] = ("LSE" if lse_better else "RSE") if stats["diff_mean"] != 0 else "tie"
