@@ -259,3 +259,15 @@ def test_split_paper_sizes_stratified_and_seeded(tmp_path, capsys):
     assert main(["split", "--dataset", str(manifest), "--out", str(tmp_path / "s2.json"), "--val-fraction", "1.5"]) == 2
     assert "--val-fraction: must be between 0 and 1" in capsys.readouterr().err
     assert not (tmp_path / "s2.json").exists()
+
+
+def test_an_invalid_image_is_reported_once_not_again_for_each_of_its_boxes(tmp_path, capsys):
+    manifest = write_tiny_dataset(tmp_path / "data")
+    # Image 1 loses its width; rater 1 has two boxes on it, rater 2 one.
+    for name in ("rater1.json", "rater2.json"):
+        _edit(manifest.parent / name, lambda d: d["images"][0].pop("width"))
+    rc = main(["check", "--dataset", str(manifest)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 2, err  # one line per rater file, none per annotation
+    assert all("image 1: width must be a positive integer, got None" in line for line in err)

@@ -232,6 +232,7 @@ def _validate_coco(
         category_ids.add(cat["id"])
 
     images: dict[int, dict] = {}
+    rejected: set[int] = set()  # listed but invalid: already reported, so their annotations are not
     for i, im in enumerate(coco["images"]):
         if not isinstance(im, dict) or not _is_int(im.get("id")):
             errors.add(f"needs an integer id, got {im!r:.60}", path, f"images[{i}]")
@@ -252,9 +253,11 @@ def _validate_coco(
         if isinstance(name, str) and name and name not in checked_files:
             checked_files.add(name)
             if not (image_dir / name).is_file():
-                    errors.add(f"image file not found: {image_dir / name}", path, item)
+                errors.add(f"image file not found: {image_dir / name}", path, item)
         if ok:
             images[im["id"]] = im
+        else:
+            rejected.add(im["id"])
 
     ann_ids: set[Any] = set()
     for i, ann in enumerate(coco["annotations"]):
@@ -270,7 +273,7 @@ def _validate_coco(
         else:
             ann_ids.add(aid)
         image = images.get(ann.get("image_id")) if _is_int(ann.get("image_id")) else None
-        if image is None:
+        if image is None and ann.get("image_id") not in rejected:
             errors.add(f"image_id {ann.get('image_id')!r} is not in this file's images", path, item)
         if ann.get("category_id") not in category_ids or not _is_int(ann.get("category_id")):
             errors.add(
