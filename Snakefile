@@ -21,6 +21,7 @@ include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/apply.smk"
 
 
 localrules:

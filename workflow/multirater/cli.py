@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "multirater.commands.engine",
     "multirater.commands.train",
     "multirater.commands.pipeline",
+    "multirater.commands.apply",
 )
 
 EXIT_USER_ERROR = 2

@@ -1,0 +1,162 @@
+"""Using the calibrated ensemble on new images: `multirater count` on a real fused file, the `apply`
+target's config errors, and one real reduced workflow run of `snakemake apply` on synthetic images."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from test_workflow import CONFIG, planned_jobs, run_snakemake, snakemake
+
+from multirater.cli import main
+
+BIN = Path(sys.executable).parent
+
+
+def _write_model(path: Path, model: str, records: list[dict]) -> str:
+    path.write_text(json.dumps({"format": "multirater-detections", "image_ids": [1, 2, 3], "detections": records,
+                                "meta": {"model": model, "images": "new",
+                                         "file_names": {"1": "a.png", "2": "b.png", "3": "c.png"}}}))
+    return str(path)
+
+
+def test_count_on_a_fused_ensemble_hand_computed(tmp_path, capsys):
+    box = [10.0, 10.0, 20.0, 20.0]
+    a = _write_model(tmp_path / "a.json", "A", [
+        {"image_id": 1, "category_id": 1, "bbox": box, "score": 0.8},
+        {"image_id": 2, "category_id": 1, "bbox": box, "score": 0.4}])
+    b = _write_model(tmp_path / "b.json", "B", [{"image_id": 1, "category_id": 1, "bbox": box, "score": 0.6}])
+    fused = tmp_path / "fused.json"
+    assert main(["fuse", "--out", str(fused), a, b, "--sources", "rater1", "rater2"]) == 0
+    meta = json.loads(fused.read_text())["meta"]
+    assert meta["file_names"] == {"1": "a.png", "2": "b.png", "3": "c.png"}  # shared meta survives fusion
+    assert "model" not in meta  # what the members disagree on does not
+
+    out = tmp_path / "counts.csv"
+    assert main(["count", "--detections", str(fused), "--out", str(out)]) == 0
+    counts = pd.read_csv(out, keep_default_na=False, na_values=[""])
+    # image 1: one fused box, (0.8 + 0.6) / 2 = 0.7, one vote per rater; image 2: 0.4 / 2 = 0.2 from
+    # rater1 only (below 0.5: no votes averaged); image 3: nothing
+    assert counts.image_id.tolist() == [1, 2, 3]
+    assert counts.file_name.tolist() == ["a.png", "b.png", "c.png"]
+    assert counts.n_detections.tolist() == [1, 1, 0]
+    assert counts.n_above_threshold.tolist() == [1, 0, 0]
+    assert counts.expected_count.tolist() == pytest.approx([0.7, 0.2, 0.0])
+    assert counts.count_std.tolist() == pytest.approx([math.sqrt(0.21), 0.4, 0.0])
+    assert counts.votes_rater1[0] == 1 and counts.votes_rater2[0] == 1
+    assert counts.votes_rater1[1:].isna().all() and counts.votes_rater2[1:].isna().all()
+
+    # a lower threshold counts image 2's box, which only rater1's model found
+    assert main(["count", "--detections", str(fused), "--out", str(out), "--threshold", "0.2"]) == 0
+    counts = pd.read_csv(out)
+    assert counts.n_above_threshold.tolist() == [1, 1, 0]
+    assert counts.votes_rater1[1] == 1 and counts.votes_rater2[1] == 0
+
+
+def test_count_bad_input_is_one_error_and_no_output(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"detections": [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1],
+                                               "score": 1.5}]}))
+    out = tmp_path / "counts.csv"
+    proc = subprocess.run([str(BIN / "multirater"), "count", "--detections", str(bad), "--out", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"multirater count: error: {bad}: detection 0: score must lie in [0, 1], got 1.5"]
+    assert not out.exists()
+    proc = subprocess.run([str(BIN / "multirater"), "count", "--detections", str(bad), "--out", str(out),
+                           "--threshold", "2"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "--threshold: must lie in [0, 1], got 2.0" in proc.stderr
+    assert not out.exists()
+
+
+def _config(path: Path, **changes) -> Path:
+    config = {**json.loads(json.dumps(CONFIG)), **changes}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize("apply, message", [
+    ({}, "config: apply.images: not set; name the folder of new images"),
+    ({"images": "new", "kind": "rse", "size": 3}, "config: apply.size: 3 is not divisible by the number of raters (2"),
+    ({"images": "new", "kind": "rse", "size": 4}, "config: apply.size: RSE_4 needs 2 selected models per source but "
+                                                  "only 1 are selected (selection.rs)"),
+])
+def test_apply_target_stops_with_one_message(tmp_path, apply, message):
+    (tmp_path / "new").mkdir()
+    proc = run_snakemake(tmp_path, _config(tmp_path / "c.yaml", apply=apply), "-n", "apply")
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+# One rater and two configurations keep the sweep to 4 one-epoch models of tiny images.
+SMALL = {
+    "dataset": {"manifest": None, "synthetic": {"seed": 3, "images": 4, "consensus_images": 1, "raters": 1,
+                                                "size": 64}},
+    "splits": {"val_fraction": 0.25, "seed": 1},
+    "model": {"name": "tiny", "min_size": 64, "max_size": 64, "detections_per_img": 20},
+    "pretrain": {"epochs": 1, "batch_size": 4},
+    "training": {"epochs": 1, "patience": 1, "batch_size": 4, "augment": False},
+    "sweep": {"grid": {"lr": [0.001, 0.0005]}},
+    "selection": {"ls": 2, "rs": 2},
+    "ensembles": {"sizes": [1, 2]},
+    "prediction": {"splits": ["test"], "batch_size": 4},
+    "resources": {"device": "cpu"},
+    "apply": {"images": "new", "kind": "rse"},  # size: the largest configured, 2
+}
+
+
+@pytest.mark.slow
+def test_apply_end_to_end_on_new_images(tmp_path):
+    work = tmp_path / "run"
+    work.mkdir()
+    subprocess.run([str(BIN / "multirater"), "synth", "--out", str(tmp_path / "synth"), "--seed", "7",
+                    "--images", "2", "--consensus-images", "1", "--raters", "1", "--size", "64"], check=True,
+                   capture_output=True)
+    names = sorted(p.name for p in (tmp_path / "synth" / "images").iterdir())
+    (tmp_path / "synth" / "images").rename(work / "new")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(SMALL))
+
+    # only what the ensemble needs: the sweep and selection, not the test predictions or evaluation
+    plan = planned_jobs(snakemake(work, config, "-n", "apply"))
+    assert {"train", "select", "apply_members", "apply_fuse", "apply_count", "apply"} <= set(plan), plan
+    assert not {"predict", "evaluate_model", "fuse", "members"} & set(plan), plan
+    assert "apply_members" not in planned_jobs(snakemake(work, config, "-n"))  # apply is not part of all
+
+    snakemake(work, config, "apply")
+    out = work / "results" / "apply" / "rse-2"
+    selection = pd.read_csv(work / "results" / "selection" / "selection.csv")
+    best = selection[selection.selected & (selection.strategy == "rs-rater1")].sort_values("rank").config_id
+    members = [f"results/apply/rse-2/predictions/rs-rater1/{c}.json" for c in best]
+    assert (out / "members.txt").read_text().split() == members
+    for path in members:
+        preds = json.loads((work / path).read_text())
+        assert preds["image_ids"] == [1, 2, 3] and preds["meta"]["file_names"] == {
+            str(i + 1): n for i, n in enumerate(names)}
+    fused = json.loads((out / "detections.json").read_text())
+    assert fused["meta"]["fusion"]["inputs"] == members and fused["meta"]["fusion"]["models"] == 2
+
+    counts = pd.read_csv(out / "counts.csv")
+    assert counts.file_name.tolist() == names
+    for row in counts.itertuples():
+        scores = [d["score"] for d in fused["detections"] if d["image_id"] == row.image_id]
+        assert row.n_detections == len(scores)
+        assert row.n_above_threshold == sum(s >= 0.5 for s in scores)
+        assert row.expected_count == pytest.approx(sum(scores))
+        assert row.count_std == pytest.approx(math.sqrt(sum(s * (1 - s) for s in scores)))
+    assert planned_jobs(snakemake(work, config, "-n", "apply")) == {}  # a rerun has nothing to do
+
+
+def test_apply_commands_do_not_import_heavy_libraries():
+    code = ("import sys, argparse, multirater.commands.apply as a; "
+            "a.register(argparse.ArgumentParser().add_subparsers()); "
+            "print([m for m in ('torch', 'matplotlib', 'pandas', 'scipy') if m in sys.modules])")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
