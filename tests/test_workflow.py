@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -213,3 +214,42 @@ def test_workflow_end_to_end(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in statuses} == statuses  # no old model was retrained
     assert len(pd.read_csv(r / "selection" / "selection.csv")) == 9
     assert planned_jobs(snakemake(work, more, "-n")) == {}
+
+
+def test_a_diverging_configuration_does_not_stop_the_sweep(tmp_path):
+    """An absurd learning rate in the grid (Adam at 1e30: the weights overflow float32; at 1e6 the loss
+    stays finite) ends as `diverged` without stopping the run; those models have no rank in
+    selection.csv, are never selected, and selection.csv (every model, its status) is in the report."""
+    work = tmp_path / "run"
+    work.mkdir()
+    config = write_config(tmp_path / "config.yaml",
+                          dataset={"manifest": None, "synthetic": {"seed": 3, "images": 8, "consensus_images": 4,
+                                                                   "raters": 1, "size": 64}},
+                          model={"name": "tiny", "min_size": 64, "max_size": 64, "detections_per_img": 50},
+                          training={"epochs": 2, "patience": 2, "batch_size": 1, "augment": False},
+                          sweep={"grid": {"lr": [0.001, 1e30]}}, selection={"ls": 1, "rs": 1},
+                          ensembles={"sizes": [1]})
+    snakemake(work, config, "results/selection/selection.csv", "results/sweep/configs.tsv")
+    r = work / "results"
+    lrs = {row["config_id"]: float(row["lr"])
+           for row in pd.read_csv(r / "sweep" / "configs.tsv", sep="\t", dtype=str).to_dict("records")}
+    absurd = [i for i, lr in lrs.items() if lr == 1e30]
+    assert len(lrs) == 2 and len(absurd) == 1
+    selection = pd.read_csv(r / "selection" / "selection.csv", dtype={"config_id": str})
+    assert len(selection) == 4  # ls and rs-rater1, two configurations each: every model is listed
+    for row in selection.to_dict("records"):
+        status = json.loads((r / "models" / row["strategy"] / row["config_id"] / "status.json").read_text())
+        if row["config_id"] in absurd:
+            assert status["status"] == row["status"] == "diverged", row
+            assert pd.isna(row["rank"]) and not row["selected"], row
+        else:
+            assert status["status"] == row["status"] == "ok", row
+            assert row["rank"] == 1 and row["selected"], row
+
+    # The report lists selection.csv, so the diverged models appear in it with their status.
+    snakemake(work, config, "--report", str(tmp_path / "report.zip"), "results/selection/selection.csv")
+    with zipfile.ZipFile(tmp_path / "report.zip") as report:
+        listed = [name for name in report.namelist() if name.endswith("selection.csv")]
+        assert listed, report.namelist()
+        text = report.read(listed[0]).decode()
+    assert sum(f",{i}," in text and ",diverged," in line for line in text.splitlines() for i in absurd) == 2, text

@@ -34,16 +34,19 @@ REDUCED = {
     "selection": {"ls": 2, "rs": 2},
     "ensembles": {"sizes": [2]},
     "evaluation": {"bootstrap": 10},
-    "resources": {"device": "cpu", "train_threads": 1, "predict_threads": 1},
+    # time limits (minutes) from the workflow config, as on a real cluster: the workflow multiplies
+    # them by the attempt number, and the profile leaves them alone
+    "resources": {"device": "cpu", "train_threads": 1, "predict_threads": 1, "train_runtime": 10,
+                  "predict_runtime": 10},
 }
 STRATEGIES = ["ls", "rs-rater1"]
 
 # The repository's slurm profile, with what the one-node test cluster needs instead: its partition,
-# no GPU request (these command-line options replace the profile's), quick status checks.
+# no GPU request (these command-line options replace the profile's set-resources), quick status checks.
 SLURM_OVERRIDES = [
     "--profile", str(REPO / "profiles" / "slurm"),
     "--default-resources", f"slurm_partition={PARTITION}", "mem_mb=1000", "runtime=10",
-    "--set-resources", "pretrain:runtime=10", "train:runtime=10", "predict:runtime=10",
+    "--set-resources", "pretrain:mem_mb=1000", "train:mem_mb=1000", "predict:mem_mb=1000",
     "--set-threads", "pretrain=1", "train=1", "predict=1",
     "--slurm-init-seconds-before-status-checks", "2",
     "--latency-wait", "10",

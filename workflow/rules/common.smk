@@ -79,12 +79,21 @@ else:
 
 
 # --- resources ----------------------------------------------------------------------------------
+def _runtime_per_attempt(minutes):
+    # each retry (--retries; the slurm profile's `retries`) gets the limit once more, so a job killed
+    # at its time limit comes back with more time (and a training resumes from its last.pt)
+    def runtime(wildcards, attempt):
+        return minutes * attempt
+
+    return runtime
+
+
 def _job_resources(kind):
     res = config["resources"]
     # device and batch size are resources, not params: changing them must not rerun finished jobs
     out = {
         "mem_mb": res[f"{kind}_mem_mb"],
-        "runtime": res[f"{kind}_runtime"],
+        "runtime": _runtime_per_attempt(res[f"{kind}_runtime"]),
         "device": res["device"],
     }
     if kind == "predict":
