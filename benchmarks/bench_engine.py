@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from baseline_fusion import fuse_plain  # noqa: E402
 
-from multirater.bootstrap import resample_indices  # noqa: E402
-from multirater.detections import Detections  # noqa: E402
-from multirater.fusion import fuse, group_members  # noqa: E402
-from multirater.metrics import evaluate  # noqa: E402
+from multirater.evaluation.bootstrap import resample_indices  # noqa: E402
+from multirater.io.detections import Detections  # noqa: E402
+from multirater.ensembles.fusion import fuse, group_members  # noqa: E402
+from multirater.evaluation.metrics import evaluate  # noqa: E402
 
 SIZE = 2048
 

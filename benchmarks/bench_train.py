@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from multirater.dataset import load_dataset
-from multirater.synthetic import generate
+from multirater.data.dataset import load_dataset
+from multirater.data.synthetic import generate
 from multirater.training.labels import epoch_order, parse_strategy
 from multirater.training.loop import Trainer, _epoch_seed
 from multirater.training.settings import validate_model, validate_training

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from conftest import write_tiny_dataset
-from multirater.agreement import OUTPUT_FILES, counts, f1_vs_iou, pair_f1
+from multirater.agreement.statistics import OUTPUT_FILES, counts, f1_vs_iou, pair_f1
 from multirater.cli import main
-from multirater.dataset import load_dataset
-from multirater.plots.style import STRATEGY_COLORS, apply_style, rater_colors, save_figure
+from multirater.data.dataset import load_dataset
+from multirater.figures.style import STRATEGY_COLORS, apply_style, rater_colors, save_figure
 
 
 def test_pair_f1_hand_computed():

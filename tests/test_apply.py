@@ -156,7 +156,7 @@ def test_apply_end_to_end_on_new_images(tmp_path):
 
 
 def test_apply_commands_do_not_import_heavy_libraries():
-    code = ("import sys, argparse, multirater.commands.apply as a; "
+    code = ("import sys, argparse, multirater.apply.commands as a; "
             "a.register(argparse.ArgumentParser().add_subparsers()); "
             "print([m for m in ('torch', 'matplotlib', 'pandas', 'scipy') if m in sys.modules])")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from multirater.agreement import OUTPUT_FILES
+from multirater.agreement.statistics import OUTPUT_FILES
 
 EXE = str(Path(sys.executable).with_name("multirater"))
 
@@ -20,7 +20,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 def test_data_commands_do_not_import_heavy_libraries():
     code = (
-        "import sys, argparse, multirater.commands.data as d; "
+        "import sys, argparse, multirater.data.commands as d; "
         "d.register(argparse.ArgumentParser().add_subparsers()); "
         "heavy = [m for m in ('torch', 'matplotlib', 'pandas', 'scipy') if m in sys.modules]; "
         "assert not heavy, heavy"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from multirater.cli import main
-from multirater.detections import read_detections
+from multirater.io.detections import read_detections
 
 GT = {
     "images": [{"id": 1, "width": 100, "height": 100}, {"id": 2, "width": 100, "height": 100},
@@ -123,7 +123,7 @@ def test_detections_outside_the_ground_truth_and_bad_options(files, capsys):
 
 
 def test_engine_commands_import_no_heavy_library():
-    code = ("import sys, multirater.commands.engine; "
+    code = ("import sys, multirater.ensembles.commands, multirater.evaluation.commands; "
             "print(sorted(m for m in ('torch', 'pandas', 'matplotlib', 'scipy') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from multirater.counting import image_counts, poisson_binomial_moments
-from multirater.detections import parse_detections
-from multirater.errors import UserError
+from multirater.ensembles.counting import image_counts, poisson_binomial_moments
+from multirater.io.detections import parse_detections
+from multirater.core.errors import UserError
 
 
 def _brute_force_moments(p: list[float]) -> tuple[float, float]:

@@ -12,8 +12,8 @@ from PIL import Image
 
 from conftest import write_tiny_dataset
 from multirater.cli import main
-from multirater.dataset import load_dataset, load_image, make_splits
-from multirater.errors import UserError, UserErrors
+from multirater.data.dataset import load_dataset, load_image, make_splits
+from multirater.core.errors import UserError, UserErrors
 
 
 def _edit(path: Path, change) -> None:

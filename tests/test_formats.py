@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from multirater.cli import main
-from multirater.dataset import load_dataset
+from multirater.data.dataset import load_dataset
 
 # Width 40, height 30: a box spanning rows 5..15 and columns 10..30 is COCO [10, 5, 20, 10].
 W, H = 40, 30

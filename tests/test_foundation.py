@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from multirater.boxes import iou_matrix, xywh_to_xyxy, xyxy_to_xywh
-from multirater.detections import Detections, parse_detections, read_detections, write_detections
-from multirater.errors import UserError
-from multirater.files import atomic_path, read_json, read_yaml, write_json
+from multirater.core.boxes import iou_matrix, xywh_to_xyxy, xyxy_to_xywh
+from multirater.io.detections import Detections, parse_detections, read_detections, write_detections
+from multirater.core.errors import UserError
+from multirater.core.files import atomic_path, read_json, read_yaml, write_json
 
 
 def test_iou_matrix_equals_pycocotools():

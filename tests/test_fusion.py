@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from multirater.detections import Detections
-from multirater.errors import UserError
-from multirater.fusion import fuse, group_members
+from multirater.io.detections import Detections
+from multirater.core.errors import UserError
+from multirater.ensembles.fusion import fuse, group_members
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from baseline_fusion import fuse_plain  # noqa: E402

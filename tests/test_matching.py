@@ -11,8 +11,8 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from multirater.boxes import iou_matrix
-from multirater.matching import greedy_match, greedy_match_sorted, hungarian_match
+from multirater.core.boxes import iou_matrix
+from multirater.core.matching import greedy_match, greedy_match_sorted, hungarian_match
 
 
 def _coco_matches(gt_boxes, det_boxes, scores, threshold):

@@ -12,9 +12,9 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from multirater.detections import parse_detections
-from multirater.errors import UserError
-from multirater.metrics import dece, evaluate, reliability
+from multirater.io.detections import parse_detections
+from multirater.core.errors import UserError
+from multirater.evaluation.metrics import dece, evaluate, reliability
 
 
 def coco_reference(gt: dict, dets: list[dict], max_dets: int = 100) -> dict[str, float]:

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from multirater.errors import UserError
-from multirater.models import apply_freeze, build_model, has_mask_branch, load_weights
+from multirater.core.errors import UserError
+from multirater.training.models import apply_freeze, build_model, has_mask_branch, load_weights
 from multirater.training.checkpoints import save_checkpoint
 from multirater.training.settings import validate_model
 

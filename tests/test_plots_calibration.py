@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from multirater.cli import main  # noqa: E402
-from multirater.plots.calibration import ensemble_size_figure, reliability_figure  # noqa: E402
+from multirater.figures.calibration import ensemble_size_figure, reliability_figure  # noqa: E402
 
 
 def bins(precisions, confidences, counts):

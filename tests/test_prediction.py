@@ -10,10 +10,10 @@ import torch
 import yaml
 
 from multirater.cli import main
-from multirater.dataset import load_dataset, load_image
-from multirater.detections import read_detections
-from multirater.prediction import load_trained_model
-from multirater.synthetic import generate
+from multirater.data.dataset import load_dataset, load_image
+from multirater.io.detections import read_detections
+from multirater.training.prediction import load_trained_model
+from multirater.data.synthetic import generate
 
 torch.set_num_threads(1)
 

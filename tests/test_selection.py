@@ -7,8 +7,8 @@ import json
 import pytest
 
 from multirater.cli import main
-from multirater.errors import UserError
-from multirater.selection import ensemble_members, rank_models, read_selection, read_status, write_selection
+from multirater.core.errors import UserError
+from multirater.selection.ranking import ensemble_members, rank_models, read_selection, read_status, write_selection
 
 
 def status(strategy, cid, val_map, state="ok"):

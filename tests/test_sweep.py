@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from multirater.cli import main
-from multirater.errors import UserError
-from multirater.sweep import configs_tsv, expand_sweep
+from multirater.core.errors import UserError
+from multirater.training.sweep import configs_tsv, expand_sweep
 
 
 def sha8(values):
@@ -113,5 +113,5 @@ def test_tsv_of_no_sweep_is_one_default_configuration():
 
 
 def test_importable_without_torch():
-    code = "import sys, multirater.sweep, multirater.commands.train; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, multirater.training.sweep, multirater.training.commands; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

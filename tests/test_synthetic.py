@@ -12,8 +12,8 @@ from pycocotools import mask as mask_utils
 from scipy.optimize import linear_sum_assignment
 
 from multirater.cli import main
-from multirater.dataset import load_dataset
-from multirater.synthetic import generate, rater_styles, synthesize_image
+from multirater.data.dataset import load_dataset
+from multirater.data.synthetic import generate, rater_styles, synthesize_image
 
 
 @pytest.fixture(scope="module")

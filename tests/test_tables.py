@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from multirater.cli import main
-from multirater.errors import UserError
-from multirater.selection import rank_models, write_selection
-from multirater.bootstrap import paired_difference
-from multirater.tables import holm, write_tables
+from multirater.core.errors import UserError
+from multirater.selection.ranking import rank_models, write_selection
+from multirater.evaluation.bootstrap import paired_difference
+from multirater.evaluation.tables import holm, write_tables
 
 SETTINGS = {"gt": "consensus.json", "seed": 0, "bootstrap": 4, "iou_thresholds": [0.5, 0.75], "bins": 10}
 

@@ -16,9 +16,9 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from multirater.cli import main
-from multirater.dataset import load_dataset
-from multirater.errors import UserError
-from multirater.synthetic import generate
+from multirater.data.dataset import load_dataset
+from multirater.core.errors import UserError
+from multirater.data.synthetic import generate
 from multirater.training.augment import hflip, rot90, vflip
 from multirater.training.labels import parse_strategy, sampled_rater, training_sources, validation_sources
 from multirater.training.loop import EXIT_PREEMPTED, read_splits, run_training
@@ -100,7 +100,7 @@ def test_image_cache_returns_exactly_the_decoded_image_stored_compactly(tmp_path
     import tifffile
     from PIL import Image
 
-    from multirater.dataset import load_image
+    from multirater.data.dataset import load_image
     from multirater.training.data import ImageCache
 
     rng = np.random.default_rng(0)
@@ -254,7 +254,7 @@ def test_frozen_parameters_stay_unchanged(small, tmp_path):
     config = write_config(tmp_path / "c.yaml", {"epochs": 1, "freeze": "backbone+rpn", "lr": 0.01})
     torch.manual_seed(0)  # the loop seeds the initial weights from the config seed (42)
     assert train_cli(manifest, splits, config, tmp_path / "m") == 0
-    from multirater.models import build_model
+    from multirater.training.models import build_model
 
     torch.manual_seed(42)
     initial = build_model(read_training_config(config)["model"], 2, False).state_dict()

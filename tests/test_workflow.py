@@ -87,12 +87,13 @@ def write_config(path: Path, **changes) -> Path:
     ({"fusion": {"iou": 1.5}}, "config: fusion.iou: 1.5 is greater than the maximum of 1"),
 ])
 def test_bad_config_is_one_error_naming_the_key(changes, message):
-    from multirater.config import load_workflow_config
-    from multirater.errors import UserError
+    from multirater.config import SCHEMA_PATH
+    from multirater.config.loading import load_workflow_config
+    from multirater.core.errors import UserError
 
     config = json.loads(json.dumps({**CONFIG, **changes}))
     with pytest.raises(UserError) as err:
-        load_workflow_config(config, REPO / "config" / "schema.yaml")
+        load_workflow_config(config, SCHEMA_PATH)
     assert str(err.value).startswith(message)
 
 
@@ -105,20 +106,21 @@ def test_snakemake_stops_on_a_bad_config_with_that_message(tmp_path):
 
 
 def test_shipped_configs_are_valid_and_match_the_paper_design():
-    from multirater.config import check_design, validate
-    from multirater.sweep import expand_sweep
+    from multirater.config import SCHEMA_PATH
+    from multirater.config.loading import check_design, validate
+    from multirater.training.sweep import expand_sweep
 
-    paper = validate(yaml.safe_load((REPO / "config" / "paper.yaml").read_text()), REPO / "config" / "schema.yaml")
+    paper = validate(yaml.safe_load((REPO / "config" / "paper.yaml").read_text()), SCHEMA_PATH)
     assert len(expand_sweep(paper)) == 80
     assert paper["selection"] == {"ls": 20, "rs": 10}
     assert paper["ensembles"]["sizes"] == list(range(2, 21, 2))
     assert paper["evaluation"]["iou"] == [0.5, 0.75] and paper["evaluation"]["bins"] == 10
     assert paper["evaluation"]["bootstrap"] == 100 and paper["model"]["name"] == "goat"
     check_design(paper, RATERS, 80)
-    demo = validate(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), REPO / "config" / "schema.yaml")
+    demo = validate(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), SCHEMA_PATH)
     check_design(demo, RATERS, len(expand_sweep(demo)))
     # defaults come from the schema: an empty config is the documented default design
-    empty = validate({}, REPO / "config" / "schema.yaml")
+    empty = validate({}, SCHEMA_PATH)
     assert empty["evaluation"] == {"iou": [0.5, 0.75], "bins": 10, "matching": "greedy", "max_dets": 100,
                                    "bootstrap": 100, "seed": 0, "dece_features": []}
     assert empty["dataset"]["manifest"] is None and empty["dataset"]["synthetic"]["raters"] == 2

@@ -8,17 +8,15 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from . import __version__
-from .errors import UserError
+from multirater import __version__
+from multirater.core.errors import UserError
 
-# Each module registers its own subcommands; they import heavy libraries (torch, matplotlib)
-# only inside their handlers, so `multirater --help` and the evaluation side start fast.
-COMMAND_MODULES = (
-    "multirater.commands.data",
-    "multirater.commands.engine",
-    "multirater.commands.train",
-    "multirater.commands.pipeline",
-    "multirater.commands.apply",
+# One command module per stage, named after its workflow/rules/<stage>.smk; each registers its own
+# subcommands and imports heavy libraries (torch, matplotlib) only inside its handlers, so
+# `multirater --help` and the evaluation side start fast.
+COMMAND_MODULES = tuple(
+    f"multirater.{stage}.commands"
+    for stage in ("data", "agreement", "training", "selection", "ensembles", "evaluation", "figures", "apply")
 )
 
 EXIT_USER_ERROR = 2
@@ -32,13 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"multirater {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # that command group is not built yet
-                continue
-            raise
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 

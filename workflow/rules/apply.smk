@@ -4,8 +4,6 @@
 # Members are known only once selection.csv exists, so apply_members is a checkpoint.
 
 
-include: "apply_common.smk"
-
 
 checkpoint apply_members:
     input:

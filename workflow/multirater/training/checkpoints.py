@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from ..files import atomic_path
-from ..models import CHECKPOINT_FORMAT
+from multirater.core.files import atomic_path
+from multirater.training.models import CHECKPOINT_FORMAT
 
 
 def run_fingerprint(parts: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..dataset import Dataset, load_image
+from multirater.data.dataset import Dataset, load_image
 
 
 class LabelMap:

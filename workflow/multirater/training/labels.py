@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import UserError
+from multirater.core.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -24,17 +24,17 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
-from ..dataset import Dataset
-from ..errors import UserError
-from ..files import read_json, write_json, write_text
-from ..models import apply_freeze, build_model, is_mask_model, load_weights
-from ..prediction import detect, to_xywh
-from .augment import Augment
-from .checkpoints import file_digest, load_checkpoint, rng_state, run_fingerprint, save_checkpoint, set_rng_state
-from .data import ImageCache, LabelMap, Targets, dataset_has_masks
-from .labels import Strategy, epoch_order, training_sources, validation_sources
-from .schedule import LearningRate
-from .validation import coco_map
+from multirater.data.dataset import Dataset
+from multirater.core.errors import UserError
+from multirater.core.files import read_json, write_json, write_text
+from multirater.training.models import apply_freeze, build_model, is_mask_model, load_weights
+from multirater.training.prediction import detect, to_xywh
+from multirater.training.augment import Augment
+from multirater.training.checkpoints import file_digest, load_checkpoint, rng_state, run_fingerprint, save_checkpoint, set_rng_state
+from multirater.training.data import ImageCache, LabelMap, Targets, dataset_has_masks
+from multirater.training.labels import Strategy, epoch_order, training_sources, validation_sources
+from multirater.training.schedule import LearningRate
+from multirater.training.validation import coco_map
 
 # Exit status of a run stopped by SIGTERM/SIGUSR1 after saving last.pt (EX_TEMPFAIL: "try again").
 EXIT_PREEMPTED = 75

@@ -10,8 +10,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
-from ..files import read_yaml
+from multirater.core.errors import UserError
+from multirater.core.files import read_yaml
 
 MODEL_NAMES = (
     "tiny",

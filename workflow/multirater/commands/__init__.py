@@ -1,1 +1,0 @@
-"""Subcommand groups of the CLI; each module exposes ``register(subparsers)``."""

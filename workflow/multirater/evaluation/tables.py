@@ -1,0 +1,234 @@
+"""The result tables: one tidy metrics table, the paper's Table 1, and paired bootstrap comparisons.
+
+Metrics files come from ``multirater evaluate`` (docs/file-contracts.md); their bootstrap ``values``
+are paired across files (same seed, same resampled images), so differences are taken per resample.
+A file's identity comes from its place in the workflow's layout:
+``metrics/models/<strategy>/<config_id>.json`` and ``metrics/ensembles/<kind>/<size>.json``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from multirater.evaluation.bootstrap import LOWER_IS_BETTER, check_paired, paired_difference
+from multirater.core.errors import UserError
+from multirater.core.files import read_json, write_text
+from multirater.selection.ranking import strategy_order
+
+TIDY_COLUMNS = ["kind", "size", "strategy", "config_id", "metric", "iou", "value", "mean", "std", "p2.5", "p97.5"]
+COMPARE_COLUMNS = ["mean_a", "mean_b", "diff_mean", "diff_std", "diff_p2.5", "diff_p97.5", "p_value"]
+ALPHA = 0.05
+
+
+def read_metrics(path: str | Path) -> dict[str, Any]:
+    """A metrics file, checked for the parts the tables use."""
+    data = read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("metrics"), list):
+        raise UserError("must be a metrics file with a 'metrics' list", path)
+    for i, m in enumerate(data["metrics"]):
+        if not isinstance(m, dict) or not isinstance(m.get("metric"), str) or "value" not in m:
+            raise UserError("needs 'metric' and 'value'", path, f"metrics[{i}]")
+    return data
+
+
+def metric_key(entry: dict[str, Any]) -> tuple[str, float | None]:
+    iou = entry.get("iou")
+    return entry["metric"], (None if iou is None else float(iou))
+
+
+def bootstrap_values(data: dict[str, Any], key: tuple[str, float | None]) -> np.ndarray | None:
+    for m in data["metrics"]:
+        if metric_key(m) == key:
+            values = m.get("values")
+            return None if values is None else np.asarray(values, dtype=float)
+    return None
+
+
+def model_identity(path: str | Path) -> tuple[str, str]:
+    """(strategy, config_id) of ``.../<strategy>/<config_id>.json``."""
+    path = Path(path)
+    return path.parent.name, path.stem
+
+
+def ensemble_identity(path: str | Path) -> tuple[str, int]:
+    """(kind, size) of ``.../<kind>/<size>.json``."""
+    path = Path(path)
+    if path.parent.name not in ("lse", "rse") or not path.stem.isdigit():
+        raise UserError("ensemble metrics must be named <lse|rse>/<size>.json", path)
+    return path.parent.name, int(path.stem)
+
+
+def _num(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def tidy_rows(data: dict[str, Any], **identity: Any) -> list[dict[str, Any]]:
+    """One row per metric (and IoU) of a metrics file, with ``identity`` columns in front."""
+    rows = []
+    for m in data["metrics"]:
+        metric, iou = metric_key(m)
+        rows.append({**identity, "metric": metric, "iou": iou, "value": _num(m["value"]),
+                     **{k: _num(m.get(k)) for k in ("mean", "std", "p2.5", "p97.5")}})
+    return rows
+
+
+def metrics_table(models: dict[tuple[str, str], dict], ensembles: dict[tuple[str, int], dict]) -> "pd.DataFrame":
+    """The tidy table: every single model (kind ``single``, size 1) and every ensemble."""
+    import pandas as pd
+
+    rows = []
+    for (kind, size), data in sorted(ensembles.items()):
+        rows += tidy_rows(data, kind=kind, size=size, strategy="ls" if kind == "lse" else "rs", config_id="")
+    for (strategy, cid), data in sorted(models.items(), key=lambda kv: (strategy_order(kv[0][0]), kv[0][1])):
+        rows += tidy_rows(data, kind="single", size=1, strategy=strategy, config_id=cid)
+    return pd.DataFrame(rows, columns=TIDY_COLUMNS)
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (family-wise error), in the input's order."""
+    p = np.asarray(p_values, dtype=float)
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    adjusted = np.empty(m)
+    running = 0.0
+    for i, idx in enumerate(order):
+        running = max(running, (m - i) * p[idx])
+        adjusted[idx] = min(1.0, running)
+    return adjusted.tolist()
+
+
+def _label(strategy: str) -> str:
+    return "LS" if strategy == "ls" else f"RS ({strategy[len('rs-'):]})"
+
+
+def table1(selected: dict[tuple[str, str], dict]) -> "pd.DataFrame":
+    """Table 1: mAP and mAR on the test set, mean and std (ddof=1) over each strategy's selected models."""
+    import pandas as pd
+
+    rows = []
+    for strategy in sorted({s for s, _ in selected}, key=strategy_order):
+        files = [d for (s, _), d in sorted(selected.items()) if s == strategy]
+        row: dict[str, Any] = {"model": _label(strategy), "strategy": strategy, "n_models": len(files)}
+        for metric in ("mAP", "mAR"):
+            values = np.array([_num(m["value"]) for d in files for m in d["metrics"] if m["metric"] == metric])
+            row[f"{metric}_mean"] = float(values.mean()) if values.size else float("nan")
+            row[f"{metric}_std"] = float(values.std(ddof=1)) if values.size > 1 else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["model", "strategy", "n_models", "mAP_mean", "mAP_std", "mAR_mean", "mAR_std"])
+
+
+def _pm(mean: float, std: float) -> str:
+    if math.isnan(mean):
+        return "n/a"
+    return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.2g}"
+
+
+def table1_markdown(table: "pd.DataFrame") -> str:
+    lines = ["| Models | mAP ± σ | mAR ± σ | n |", "|---|---|---|---|"]
+    for _, r in table.iterrows():
+        lines.append(f"| {r['model']} | {_pm(r['mAP_mean'], r['mAP_std'])} | "
+                     f"{_pm(r['mAR_mean'], r['mAR_std'])} | {r['n_models']} |")
+    return "\n".join(lines) + "\n"
+
+
+def table1_latex(table: "pd.DataFrame") -> str:
+    def tex(s: str) -> str:
+        return s.replace("±", r"$\pm$").replace("_", r"\_")
+
+    lines = [r"\begin{tabular}{lccc}", r"\toprule", r"Models & mAP $\pm\,\sigma$ & mAR $\pm\,\sigma$ & $n$ \\",
+             r"\midrule"]
+    for _, r in table.iterrows():
+        lines.append(f"{tex(r['model'])} & {tex(_pm(r['mAP_mean'], r['mAP_std']))} & "
+                     f"{tex(_pm(r['mAR_mean'], r['mAR_std']))} & {r['n_models']} \\\\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def significance(selected: dict[tuple[str, str], dict], metrics: tuple[str, ...] = ("mAP", "mAR")) -> "pd.DataFrame":
+    """Paired bootstrap comparisons between every pair of selected models (challengeR-style
+    significance map): per metric, difference a - b over the shared resamples, Holm-adjusted p-values
+    over all pairs of that metric, ``significant`` at alpha 0.05."""
+    import pandas as pd
+
+    columns = ["metric", "model_a", "model_b", *COMPARE_COLUMNS, "p_holm", "significant"]
+    keys = sorted(selected, key=lambda k: (strategy_order(k[0]), k[1]))
+    rows = []
+    for metric in metrics:
+        block = []
+        for i, ka in enumerate(keys):
+            va = bootstrap_values(selected[ka], (metric, None))
+            for kb in keys[i + 1:]:
+                vb = bootstrap_values(selected[kb], (metric, None))
+                if va is None or vb is None:
+                    continue
+                check_paired(selected[ka], selected[kb], "/".join(ka), "/".join(kb))
+                stats = paired_difference(va, vb, metric in LOWER_IS_BETTER)
+                block.append({"metric": metric, "model_a": "/".join(ka), "model_b": "/".join(kb),
+                              **{k: stats[k] for k in COMPARE_COLUMNS}})
+        for row, p in zip(block, holm([r["p_value"] for r in block])):
+            row["p_holm"] = p
+            row["significant"] = p < ALPHA
+        rows += block
+    return pd.DataFrame(rows, columns=columns)
+
+
+def lse_vs_rse(ensembles: dict[tuple[str, int], dict]) -> "pd.DataFrame":
+    """Per ensemble size and metric: LSE - RSE over the paired resamples, and which one is better."""
+    import pandas as pd
+
+    columns = ["size", "metric", "iou", *[c.replace("_a", "_lse").replace("_b", "_rse") for c in COMPARE_COLUMNS],
+               "significant", "better"]
+    rows = []
+    for size in sorted({s for _, s in ensembles}):
+        if ("lse", size) not in ensembles or ("rse", size) not in ensembles:
+            continue
+        lse, rse = ensembles[("lse", size)], ensembles[("rse", size)]
+        check_paired(lse, rse, f"LSE {size}", f"RSE {size}")
+        for m in lse["metrics"]:
+            key = metric_key(m)
+            a, b = bootstrap_values(lse, key), bootstrap_values(rse, key)
+            if a is None or b is None:
+                continue
+            stats = paired_difference(a, b, key[0] in LOWER_IS_BETTER)
+            row = {"size": size, "metric": key[0], "iou": key[1],
+                   **{k.replace("_a", "_lse").replace("_b", "_rse"): stats[k] for k in COMPARE_COLUMNS}}
+            row["significant"] = stats["p_value"] < ALPHA
+            lse_better = stats["diff_mean"] < 0 if key[0] in LOWER_IS_BETTER else stats["diff_mean"] > 0
+            row["better"] = ("LSE" if lse_better else "RSE") if stats["diff_mean"] != 0 else "tie"
+            rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def write_tables(selection_path: str | Path, model_files: list[str | Path], ensemble_files: list[str | Path],
+                 out_dir: str | Path) -> list[Path]:
+    """Every table into ``out_dir``: metrics.csv, table1.{csv,md,tex}, significance.csv, lse_vs_rse.csv."""
+    from multirater.core.files import write_csv
+    from multirater.selection.ranking import read_selection
+
+    rows = read_selection(selection_path)
+    models = {model_identity(p): read_metrics(p) for p in model_files}
+    ensembles = {ensemble_identity(p): read_metrics(p) for p in ensemble_files}
+    chosen = {(r["strategy"], r["config_id"]) for r in rows if r["selected"]}
+    missing = sorted(chosen - set(models))
+    if missing:
+        raise UserError(f"no metrics file for selected model(s) {['/'.join(m) for m in missing]}", selection_path)
+    selected = {k: v for k, v in models.items() if k in chosen}
+    out = Path(out_dir)
+    t1 = table1(selected)
+    outputs = {
+        "metrics.csv": metrics_table(models, ensembles),
+        "table1.csv": t1,
+        "significance.csv": significance(selected),
+        "lse_vs_rse.csv": lse_vs_rse(ensembles),
+    }
+    written = []
+    for name, frame in outputs.items():
+        write_csv(out / name, frame)
+        written.append(out / name)
+    write_text(out / "table1.md", table1_markdown(t1))
+    write_text(out / "table1.tex", table1_latex(t1))
+    return written + [out / "table1.md", out / "table1.tex"]

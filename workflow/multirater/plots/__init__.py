@@ -1,1 +1,0 @@
-"""Figures: one shared style (``style``), inter-rater figures (``agreement``), calibration figures."""

@@ -1,0 +1,101 @@
+"""CLI: ``sweep``, ``pretrain``, ``train``, ``predict`` (torch is imported inside the handlers)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="auto: the GPU when there is one (mixed precision), else the CPU")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="CPU threads for torch (fix it for bitwise-reproducible CPU runs)")
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("sweep", help="expand the hyperparameter space into configs.tsv (+ one config file per id)")
+    p.add_argument("--config", required=True, help="workflow config YAML (sections model, training, pretrain, sweep)")
+    p.add_argument("--out", required=True, help="configs.tsv to write")
+    p.add_argument("--config-dir", default=None,
+                   help="also write DIR/<config_id>.yaml per configuration and DIR/pretrain.yaml")
+    p.set_defaults(func=_sweep)
+
+    for name, helptext in (("pretrain", "train the base detector on the union of all raters' labels"),
+                           ("train", "train one detector (strategy x configuration) into a model folder")):
+        p = subparsers.add_parser(name, help=helptext)
+        p.add_argument("--dataset", required=True, help="dataset.yaml")
+        p.add_argument("--splits", required=True, help="splits.json")
+        if name == "train":
+            p.add_argument("--strategy", required=True, help="ls, rs-<rater> or rs:<rater>")
+            p.add_argument("--base", default=None, help="base checkpoint (overrides model.base_checkpoint)")
+        p.add_argument("--config", required=True, help="training configuration YAML ({model, training, config_id})")
+        p.add_argument("--out", required=True, help="model folder (status.json, best.pt, last.pt, metrics.csv)")
+        _add_device(p)
+        p.set_defaults(func=_train, pretrain=name == "pretrain")
+
+    p = subparsers.add_parser("predict", help="run a trained model on val, test or a folder of images")
+    p.add_argument("--model", required=True, help="model folder written by train/pretrain")
+    p.add_argument("--dataset", default=None, help="dataset.yaml (needed for val/test)")
+    p.add_argument("--splits", default=None, help="splits.json (needed for val/test)")
+    p.add_argument("--images", required=True, help="val, test, or a folder of images")
+    p.add_argument("--out", required=True, help="detections JSON to write")
+    p.add_argument("--batch-size", type=_positive_int, default=4)
+    _add_device(p)
+    p.set_defaults(func=_predict)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from multirater.training.sweep import write_sweep
+
+    entries = write_sweep(args.config, args.out, args.config_dir)
+    print(f"{len(entries)} configuration(s) -> {args.out}")
+    return 0
+
+
+def _setup(args: argparse.Namespace) -> Any:
+    import torch
+
+    from multirater.training.loop import resolve_device
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    return resolve_device(args.device)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from multirater.data.dataset import load_dataset
+    from multirater.training.labels import parse_strategy
+    from multirater.training.loop import read_splits, run_training
+    from multirater.training.settings import read_training_config
+
+    config = read_training_config(args.config)
+    dataset = load_dataset(args.dataset)
+    splits = read_splits(args.splits, dataset)
+    strategy = parse_strategy("union" if args.pretrain else args.strategy, dataset.rater_names)
+    device = _setup(args)
+    return run_training(dataset, splits, strategy, config, args.out, device, getattr(args, "base", None))
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from multirater.data.dataset import load_dataset
+    from multirater.training.prediction import image_list, predict
+    from multirater.training.loop import read_splits
+
+    dataset = load_dataset(args.dataset) if args.dataset else None
+    splits = read_splits(args.splits, dataset) if (args.splits and dataset is not None) else None
+    image_ids, paths = image_list(args.images, dataset, splits)
+    device = _setup(args)
+    meta = {"images": args.images}
+    if args.images not in ("val", "test", "train"):  # a folder: say which file each id is
+        meta["file_names"] = {str(i): paths[i].name for i in image_ids}
+    dets = predict(args.model, image_ids, paths, args.out, device, args.batch_size, meta)
+    print(f"{len(dets)} detection(s) on {len(image_ids)} image(s) -> {args.out}")
+    return 0

@@ -1,0 +1,132 @@
+"""Batched inference: a trained model folder -> a detections file listing every image predicted on.
+
+A model whose ``status.json`` is not ``ok`` gets an empty detections file (all images listed,
+``meta.status`` set), so downstream rules still find their inputs and selection skips it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from multirater.data.dataset import IMAGE_SUFFIXES, Dataset
+from multirater.io.detections import Detections, write_detections
+from multirater.core.errors import UserError
+from multirater.core.files import read_json
+from multirater.training.models import build_model, read_checkpoint
+
+
+@torch.no_grad()
+def detect(
+    model: torch.nn.Module, images: list[torch.Tensor], batch_size: int, device: torch.device, amp: bool = False
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(boxes xyxy, scores, labels) per image, in batches of ``batch_size``."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        batch = [im.to(device, non_blocking=True) for im in images[start:start + batch_size]]
+        with torch.autocast(device.type, enabled=amp):
+            results = model(batch)
+        for r in results:
+            out.append((r["boxes"].float().cpu().numpy(), r["scores"].float().cpu().numpy(), r["labels"].cpu().numpy()))
+    return out
+
+
+def to_xywh(xyxy: np.ndarray) -> np.ndarray:
+    xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+    return np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+
+
+def load_trained_model(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild a model from one of our checkpoints (``best.pt``) and its metadata."""
+    ckpt = read_checkpoint(path)
+    if not isinstance(ckpt, dict) or "meta" not in ckpt or "model" not in ckpt:
+        raise UserError("not a multirater checkpoint (no 'meta'/'model'); train it with `multirater train`", path)
+    meta = ckpt["meta"]
+    model = build_model(meta["model_settings"], meta["num_classes"], meta["masks"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise UserError(f"weights do not fit the model it names: {str(exc).splitlines()[0]}", path) from None
+    return model.to(device).eval(), meta
+
+
+def image_list(spec: str, dataset: Dataset | None, splits: dict[str, Any] | None) -> tuple[list[int], dict[int, Path]]:
+    """Image ids and paths for ``val``, ``test`` (from splits.json) or a folder of images."""
+    if spec in ("val", "test", "train"):
+        if dataset is None or splits is None:
+            raise UserError(f"--images {spec} needs --dataset and --splits", None, "--images")
+        ids = [int(i) for i in splits[spec]]
+        return ids, {i: dataset.images[i].path for i in ids}
+    folder = Path(spec)
+    if not folder.is_dir():
+        raise UserError("must be val, test or a folder of images; no such folder", folder, "--images")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in this folder", folder, "--images")
+    # Images the dataset knows keep their ids; others are numbered after the dataset's.
+    known = {rec.path.resolve(): rec.id for rec in dataset.images.values()} if dataset is not None else {}
+    next_id = max(known.values(), default=0) + 1
+    paths: dict[int, Path] = {}
+    for p in files:
+        image_id = known.get(p.resolve())
+        if image_id is None:
+            image_id, next_id = next_id, next_id + 1
+        paths[image_id] = p
+    return sorted(paths), paths
+
+
+def predict(
+    model_dir: str | Path,
+    image_ids: list[int],
+    paths: dict[int, Path],
+    out: str | Path,
+    device: torch.device,
+    batch_size: int = 4,
+    extra_meta: dict[str, Any] | None = None,
+) -> Detections:
+    """Predict every image and write the detections file ``out``."""
+    from multirater.data.dataset import load_image
+
+    model_dir = Path(model_dir)
+    status = read_json(model_dir / "status.json")
+    if not isinstance(status, dict) or "status" not in status:
+        raise UserError("missing key 'status'", model_dir / "status.json")
+    meta: dict[str, Any] = {
+        "model": str(model_dir),
+        "strategy": status.get("strategy"),
+        "config_id": status.get("config_id"),
+        "status": status["status"],
+        **(extra_meta or {}),
+    }
+    if status["status"] != "ok":
+        detections = Detections.empty(image_ids, meta)
+        write_detections(out, detections)
+        return detections
+    model, ckpt_meta = load_trained_model(model_dir / "best.pt", device)
+    meta["epoch"] = ckpt_meta.get("epoch")
+    category_ids = np.asarray([0, *ckpt_meta["category_ids"]], dtype=np.int64)
+    columns: dict[str, list[np.ndarray]] = {"image_id": [], "category_id": [], "boxes": [], "scores": []}
+    amp = device.type == "cuda"
+    for start in range(0, len(image_ids), batch_size):
+        chunk = image_ids[start:start + batch_size]
+        images = [torch.from_numpy(np.ascontiguousarray(load_image(paths[i]).transpose(2, 0, 1))) for i in chunk]
+        for image_id, (boxes, scores, labels) in zip(chunk, detect(model, images, batch_size, device, amp)):
+            columns["image_id"].append(np.full(len(scores), image_id, dtype=np.int64))
+            columns["category_id"].append(category_ids[labels.astype(np.int64)])
+            columns["boxes"].append(to_xywh(boxes))
+            columns["scores"].append(np.clip(scores.astype(np.float64), 0.0, 1.0))
+    cat = lambda k, empty: np.concatenate(columns[k]) if columns[k] else empty  # noqa: E731
+    detections = Detections(
+        image_ids=np.unique(np.asarray(image_ids, dtype=np.int64)),
+        image_id=cat("image_id", np.zeros(0, np.int64)),
+        category_id=cat("category_id", np.zeros(0, np.int64)),
+        boxes=cat("boxes", np.zeros((0, 4))),
+        scores=cat("scores", np.zeros(0)),
+        meta=meta,
+    )
+    write_detections(out, detections)
+    return detections
