@@ -12,6 +12,10 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+# The HTML report's front page; every figure and table in it has its own caption (workflow/report/).
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/agreement.smk"
@@ -29,9 +33,7 @@ localrules:
     data,
     agreement,
     figure_agreement,
-    training_config,
-    pretrain_config,
-    sweep_table,
+    sweep_file,
     sweep,
     select,
     members,
@@ -42,6 +44,8 @@ localrules:
     figure4,
     figures,
     report,
+    apply_count,
+    apply,
 
 
 rule all:

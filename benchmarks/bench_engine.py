@@ -32,7 +32,7 @@ from baseline_fusion import fuse_plain  # noqa: E402
 from multirater.evaluation.bootstrap import resample_indices  # noqa: E402
 from multirater.io.detections import Detections  # noqa: E402
 from multirater.ensembles.fusion import fuse, group_members  # noqa: E402
-from multirater.evaluation.metrics import evaluate  # noqa: E402
+from multirater.evaluation.evaluate import evaluate  # noqa: E402
 
 SIZE = 2048
 

@@ -1,4 +1,4 @@
-"""Training throughput: our training step (Trainer.train_epoch: cached images, label choice, lr schedule,
+"""Training throughput: our training epoch (loop.train_one_epoch: cached images, label choice, lr schedule,
 loss checks, optional augmentation) vs a plain torchvision loop on the same model, data and settings.
 
 Every measured epoch starts both from the same weights, optimizer state and random state, with the
@@ -24,8 +24,11 @@ import torch
 
 from multirater.data.dataset import load_dataset
 from multirater.data.synthetic import generate
-from multirater.training.labels import epoch_order, parse_strategy
-from multirater.training.loop import Trainer, _epoch_seed
+from multirater.training.commands import parse_strategy
+from multirater.training.job import prepare_job
+from multirater.training.labels import epoch_order
+from multirater.training.loop import epoch_seed, train_one_epoch
+from multirater.training.progress import Progress
 from multirater.training.settings import validate_model, validate_training
 
 
@@ -66,8 +69,8 @@ def measure(args: argparse.Namespace, root: Path, amp: bool, augment: bool) -> t
                                        "amp": amp, "epochs": 10**6, "patience": 0}),
         "config_id": "bench",
     }
-    ours = Trainer(dataset, splits, parse_strategy("rs-rater1", dataset.rater_names), config,
-                   root / "model", device)
+    ours, _ = prepare_job(dataset, splits, parse_strategy("rs-rater1", dataset.rater_names), config,
+                          root / "model", device)
     # The plain loop: its own copy of the same model and an identical optimizer, the same
     # (pre-decoded) images and labels, in the same order as our epoch 0.
     model = copy.deepcopy(ours.model)
@@ -85,17 +88,16 @@ def measure(args: argparse.Namespace, root: Path, amp: bool, augment: bool) -> t
     def run_ours() -> float:
         ours.model.load_state_dict(start_model)
         ours.optimizer.load_state_dict(start_optimizer)
-        ours.epoch, ours.step = 0, 0
         sync(device)
         t, c = time.perf_counter(), time.process_time()
-        ours.train_epoch()
+        train_one_epoch(ours, Progress())  # epoch 0 from its first step
         sync(device)
         return rates(n, t, c)
 
     def run_plain() -> float:
         model.load_state_dict(start_model)
         optimizer.load_state_dict(start_optimizer)
-        torch.manual_seed(_epoch_seed(config["training"]["seed"], 0))
+        torch.manual_seed(epoch_seed(config["training"]["seed"], 0))
         sync(device)
         t, c = time.perf_counter(), time.process_time()
         plain_epoch(model, optimizer, images, targets, args.batch_size, device, amp and device.type == "cuda", scaler)

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from conftest import write_tiny_dataset
-from multirater.agreement.statistics import OUTPUT_FILES, counts, f1_vs_iou, pair_f1
+from multirater.agreement.commands import OUTPUT_FILES
+from multirater.agreement.statistics import counts, f1_vs_iou, pair_f1
 from multirater.cli import main
 from multirater.data.dataset import load_dataset
 from multirater.figures.style import STRATEGY_COLORS, apply_style, rater_colors, save_figure
@@ -91,6 +92,55 @@ def test_agreement_with_three_raters(tmp_path):
     assert main(["agreement", "--dataset", str(manifest), "--out", str(tmp_path / "ag")]) == 0
 
 
+def _with_second_pass(manifest):
+    """rater1 annotates images 1 and 2 again: image 1 with its first box shifted by 1 px (IoU 90/110) and
+    its second box forgotten, image 2 exactly as the first time."""
+    root = manifest.parent
+    coco = json.loads((root / "rater1.json").read_text())
+    coco["images"] = [im for im in coco["images"] if im["id"] in (1, 2)]
+    coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] == 2] + [
+        {"id": 99, "image_id": 1, "category_id": 1, "bbox": [3, 2, 10, 10], "attributes": {"source": "pretrained"}}
+    ]
+    (root / "rater1_pass2.json").write_text(json.dumps(coco))
+    manifest.write_text(manifest.read_text() + "repeats: {rater1: rater1_pass2.json}\n")
+    return manifest
+
+
+def test_intra_rater_rows_hand_computed(tmp_path):
+    ds = load_dataset(_with_second_pass(write_tiny_dataset(tmp_path / "data")))
+    f1 = f1_vs_iou(ds)
+    assert list(f1.columns) == ["rater_a", "rater_b", "iou", "f1_mean", "f1_std", "agreement"]
+    inter = f1[f1.agreement == "inter"]
+    assert set(zip(inter.rater_a, inter.rater_b)) == {("rater1", "rater2")}
+    np.testing.assert_allclose(inter["f1_mean"], [2 / 3] * 8 + [0.0])  # as without the second pass
+    intra = f1[f1.agreement == "intra"]
+    assert set(zip(intra.rater_a, intra.rater_b)) == {("rater1", "rater1")}
+    assert intra["iou"].tolist() == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    # Image 1: one of 2 + 1 boxes matched up to IoU 0.8 (F1 2/3), none at 0.9; image 2: F1 1.
+    np.testing.assert_allclose(intra["f1_mean"], [(2 / 3 + 1) / 2] * 8 + [0.5])
+    np.testing.assert_allclose(intra["f1_std"], [(1 / 3) / np.sqrt(2)] * 8 + [1 / np.sqrt(2)])
+
+
+def test_agreement_command_reports_intra_beside_inter(tmp_path, capsys):
+    manifest = _with_second_pass(write_tiny_dataset(tmp_path / "data", size=64))
+    out = tmp_path / "agreement"
+    assert main(["agreement", "--dataset", str(manifest), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "inter-rater F1@IoU0.5 0.667 (mean over 1 pair)" in summary
+    assert "intra-rater (pass 1 vs 2) 0.833 (rater1 0.833)" in summary
+    table = pd.read_csv(out / "f1_vs_iou.csv")
+    assert table.groupby("agreement").size().to_dict() == {"inter": 9, "intra": 9}
+    with Image.open(out / "fig2_interrater.png") as im:
+        assert min(im.size) > 300
+
+
+def test_without_second_passes_the_summary_says_so(tiny_dataset, tmp_path, capsys):
+    assert main(["agreement", "--dataset", str(tiny_dataset), "--out", str(tmp_path / "ag")]) == 0
+    assert "intra-rater: no second passes in this dataset" in capsys.readouterr().out
+    assert "agreement" not in pd.read_csv(tmp_path / "ag" / "f1_vs_iou.csv").columns
+
+
 def test_style_palette_and_atomic_save(tmp_path):
     apply_style()
     import matplotlib.pyplot as plt
@@ -102,3 +152,16 @@ def test_style_palette_and_atomic_save(tmp_path):
     paths = save_figure(fig, tmp_path / "figs" / "demo")
     assert [p.name for p in paths] == ["demo.png", "demo.pdf"]
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["demo.pdf", "demo.png"]  # no temp files
+
+
+def test_statistics_import_neither_figures_nor_matplotlib():
+    """The figures draw what the statistics compute, never the other way round (no import cycle)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, multirater.agreement.statistics; "
+        "bad = [m for m in ('multirater.agreement.figures', 'matplotlib') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

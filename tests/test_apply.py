@@ -125,24 +125,29 @@ def test_apply_end_to_end_on_new_images(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(SMALL))
 
-    # only what the ensemble needs: the sweep and selection, not the test predictions or evaluation
+    # only what the ensemble needs: the sweep and selection, not the test predictions or evaluation;
+    # the members and fuse rules are the experiment's, here for the one apply ensemble (stage apply)
     plan = planned_jobs(snakemake(work, config, "-n", "apply"))
-    assert {"train", "select", "apply_members", "apply_fuse", "apply_count", "apply"} <= set(plan), plan
-    assert not {"predict", "evaluate_model", "fuse", "members"} & set(plan), plan
-    assert "apply_members" not in planned_jobs(snakemake(work, config, "-n"))  # apply is not part of all
+    assert {"train", "select", "members", "fuse", "apply_count", "apply"} <= set(plan), plan
+    assert plan["members"] == 1 and plan["fuse"] == 1, plan
+    assert not {"predict", "evaluate_detections"} & set(plan), plan
+    assert "apply_count" not in planned_jobs(snakemake(work, config, "-n"))  # apply is not part of all
 
     snakemake(work, config, "apply")
-    out = work / "results" / "apply" / "rse-2"
+    out = work / "results" / "apply" / "rse" / "2"
+    assert not (work / "results" / "ensembles").exists()  # no experiment ensemble was built
     selection = pd.read_csv(work / "results" / "selection" / "selection.csv")
     best = selection[selection.selected & (selection.strategy == "rs-rater1")].sort_values("rank").config_id
-    members = [f"results/apply/rse-2/predictions/rs-rater1/{c}.json" for c in best]
-    assert (out / "members.txt").read_text().split() == members
+    members = [f"results/apply/predictions/rs-rater1/{c}.json" for c in best]
+    assert [m["detections"] for m in json.loads((out / "members.json").read_text())["members"]] == members
     for path in members:
         preds = json.loads((work / path).read_text())
         assert preds["image_ids"] == [1, 2, 3] and preds["meta"]["file_names"] == {
             str(i + 1): n for i, n in enumerate(names)}
-    fused = json.loads((out / "detections.json").read_text())
+    fused = json.loads((out / "fused.json").read_text())
     assert fused["meta"]["fusion"]["inputs"] == members and fused["meta"]["fusion"]["models"] == 2
+    assert fused["meta"]["identity"] == {"kind": "rse", "size": 2, "members": [
+        {"strategy": "rs-rater1", "config_id": c, "source": "rater1"} for c in best]}
 
     counts = pd.read_csv(out / "counts.csv")
     assert counts.file_name.tolist() == names
@@ -160,3 +165,22 @@ def test_apply_commands_do_not_import_heavy_libraries():
             "a.register(argparse.ArgumentParser().add_subparsers()); "
             "print([m for m in ('torch', 'matplotlib', 'pandas', 'scipy') if m in sys.modules])")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_apply_ensemble_defaults_to_the_largest_size(tmp_path):
+    from multirater.config import SCHEMA_PATH
+    from multirater.config.loading import apply_ensemble, validate
+    from multirater.core.errors import UserError
+
+    (tmp_path / "new").mkdir()
+    config = validate({**json.loads(json.dumps(CONFIG)), "ensembles": {"sizes": [2, 4]},
+                       "selection": {"ls": 4, "rs": 2}, "apply": {"images": str(tmp_path / "new")}}, SCHEMA_PATH)
+    assert apply_ensemble(config, ["rater1", "rater2"]) == ("rse", 4)  # kind rse by default, size max(2, 4)
+    config["apply"].update(kind="lse", size=6)  # LSE_6 needs 6 of the 4 selected label-sampling models
+    with pytest.raises(UserError) as err:
+        apply_ensemble(config, ["rater1", "rater2"])
+    assert str(err.value) == ("config: apply.size: LSE_6 needs 6 selected models per source but only 4 are "
+                              "selected (selection.ls)")
+    config["apply"]["images"] = str(tmp_path / "missing")
+    with pytest.raises(UserError, match="config: apply.images: .*missing: no such folder"):
+        apply_ensemble(config, ["rater1", "rater2"])

@@ -10,7 +10,7 @@ from test_metrics import coco_flags, coco_reference, netcal_dece, random_scene, 
 from multirater.evaluation.bootstrap import compare, resample_counts, resample_indices
 from multirater.io.detections import parse_detections
 from multirater.core.errors import UserError
-from multirater.evaluation.metrics import evaluate
+from multirater.evaluation.evaluate import evaluate
 
 
 def expand(gt: dict, dets: list[dict], positions) -> tuple[dict, list[dict]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from multirater.agreement.statistics import OUTPUT_FILES
+from multirater.agreement.commands import OUTPUT_FILES
 
 EXE = str(Path(sys.executable).with_name("multirater"))
 
@@ -51,6 +51,21 @@ def test_synth_check_split_agreement(tmp_path):
     assert counts[counts.rater == "rater1"].n_objects.sum() == len(rater1["annotations"])
     retained = sum(a["attributes"]["source"] == "pretrained" for a in rater1["annotations"])
     assert counts[counts.rater == "rater1"].n_retained.sum() == retained
+
+
+def test_synth_presets_and_second_passes_through_agreement(tmp_path):
+    data = tmp_path / "data"
+    r = _run("synth", "--out", str(data), "--images", "12", "--consensus-images", "1", "--size", "128", "--seed", "3",
+             "--preset", "biased", "--repeat-images", "6", "--rater-style", "rater2:spurious=0")
+    assert r.returncode == 0, r.stderr
+    r = _run("check", "--dataset", str(data / "dataset.yaml"))
+    assert r.returncode == 0 and "second passes: rater1 6 images, rater2 6 images" in r.stdout, r.stderr
+    r = _run("agreement", "--dataset", str(data / "dataset.yaml"), "--out", str(tmp_path / "agreement"))
+    assert r.returncode == 0, r.stderr
+    f1 = pd.read_csv(tmp_path / "agreement" / "f1_vs_iou.csv")
+    at = f1[f1.iou == 0.5].set_index("agreement")["f1_mean"]
+    assert at["intra"].min() > at["inter"]  # biased raters repeat themselves better than they agree
+    assert "intra-rater (pass 1 vs 2)" in r.stdout.strip().splitlines()[-1]
 
 
 def test_errors_are_one_line_with_exit_2(tmp_path):

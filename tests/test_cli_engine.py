@@ -61,7 +61,8 @@ def test_fuse_evaluate_compare(files, capsys):
     assert main(["evaluate", "--gt", gt, "--pred", preds[0], "--out", str(out_b), "--bootstrap", "10",
                  "--matching", "hungarian", "--iou", "0.5", "0.75", "--bins", "5", "--max-dets", "50"]) == 0
     metrics = json.loads(out_a.read_text())
-    assert set(metrics) == {"settings", "n_images", "n_detections", "n_gt", "metrics", "reliability"}
+    assert set(metrics) == {"settings", "n_images", "n_detections", "n_gt", "metrics", "reliability",
+                            "dece_reference"}
     assert metrics["n_images"] == 3 and metrics["n_gt"] == 3 and metrics["n_detections"] == len(ens)
     assert [(r["metric"], r["iou"]) for r in metrics["metrics"]] == [
         ("mAP", None), ("AP50", None), ("AP75", None), ("mAR", None), ("D-ECE", 0.5), ("D-ECE", 0.75)]
@@ -127,3 +128,25 @@ def test_engine_commands_import_no_heavy_library():
             "print(sorted(m for m in ('torch', 'pandas', 'matplotlib', 'scipy') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("flags,needle", [(["--bins", "0"], "--bins must be at least 1, got 0"),
+                                          (["--iou", "0.5", "1.5"], "--iou must lie in (0, 1]"),
+                                          (["--max-dets", "0"], "--max-dets must be at least 1"),
+                                          (["--bootstrap", "-2"], "--bootstrap must be 0 or more")])
+def test_evaluate_names_the_flag_out_of_range(files, capsys, flags, needle):
+    tmp, preds, gt = files
+    out = tmp / "out.json"
+    _expect_error(["evaluate", "--gt", gt, "--pred", preds[0], "--out", str(out), *flags], capsys, needle)
+    assert not out.exists()
+
+
+def test_evaluate_writes_the_identity_of_the_detections(files):
+    tmp, preds, gt = files
+    identity = {"strategy": "rs-r1", "config_id": "00c0ffee"}
+    data = json.loads(open(preds[0]).read())
+    data["meta"]["identity"] = identity
+    pred = _write(tmp / "with_identity.json", data)
+    out = tmp / "out.json"
+    assert main(["evaluate", "--gt", gt, "--pred", pred, "--out", str(out), "--bootstrap", "2"]) == 0
+    assert json.loads(out.read_text())["identity"] == identity

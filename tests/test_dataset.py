@@ -12,7 +12,9 @@ from PIL import Image
 
 from conftest import write_tiny_dataset
 from multirater.cli import main
-from multirater.data.dataset import load_dataset, load_image, make_splits
+from multirater.data.dataset import load_dataset
+from multirater.data.images import load_image
+from multirater.data.splits import make_splits
 from multirater.core.errors import UserError, UserErrors
 
 
@@ -217,6 +219,61 @@ def test_bad_manifest(tmp_path, capsys):
     assert "malformed YAML at line 2" in capsys.readouterr().err
 
 
+# ----------------------------------------------------------------------------- second passes (repeats)
+
+
+def _add_repeat(manifest: Path, rater: str = "rater1", image_ids: tuple[int, ...] = (1, 2)) -> Path:
+    """A second pass of ``rater`` on ``image_ids``: a copy of their first pass, listed under ``repeats``."""
+    root = manifest.parent
+    coco = json.loads((root / f"{rater}.json").read_text())
+    coco["images"] = [im for im in coco["images"] if im["id"] in image_ids]
+    coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in image_ids]
+    path = root / f"{rater}_pass2.json"
+    path.write_text(json.dumps(coco))
+    manifest.write_text(manifest.read_text() + f"repeats:\n  {rater}: {path.name}\n")
+    return path
+
+
+def test_repeats_are_read_apart_from_the_labels(tiny_dataset, capsys):
+    path = _add_repeat(tiny_dataset)
+    _edit(path, lambda d: d["annotations"][0].update(bbox=[3, 3, 9, 9]))
+    ds = load_dataset(tiny_dataset)
+    # The second pass is no annotation source: training and evaluation never see it.
+    assert ds.sources == ["rater1", "rater2", "consensus"] and ds.rater_names == ["rater1", "rater2"]
+    assert ds.repeated_raters == ["rater1"] and ds.repeat_image_ids("rater1") == [1, 2]
+    np.testing.assert_array_equal(ds.repeat_boxes("rater1", 1), [[3, 3, 9, 9], [16, 16, 8, 8]])
+    np.testing.assert_array_equal(ds.boxes("rater1", 1), [[2, 2, 10, 10], [16, 16, 8, 8]])
+    with pytest.raises(UserError, match="'rater2' has no second annotation pass"):
+        ds.repeat_boxes("rater2", 1)
+    with pytest.raises(UserError, match="image id 3 is not in rater1's second pass"):
+        ds.repeat_boxes("rater1", 3)
+    assert main(["check", "--dataset", str(tiny_dataset)]) == 0
+
+
+def test_bad_repeats_are_each_reported(tiny_dataset, capsys):
+    path = _add_repeat(tiny_dataset)
+
+    def foreign_images(d):
+        d["images"][0]["file_name"] = "im3.png"  # image 1 under another file's name
+        d["images"].append({"id": 5, "file_name": "im5.png", "width": 32, "height": 32})  # the consensus image
+        d["annotations"][0]["bbox"] = [0, 0, -1, 4]
+
+    _edit(path, foreign_images)
+    tiny_dataset.write_text(tiny_dataset.read_text() + "  nobody: n.json\n")
+    assert main(["check", "--dataset", str(tiny_dataset)]) == 2
+    err = capsys.readouterr().err
+    assert "repeats.nobody: 'nobody' is not one of the raters (rater1, rater2)" in err
+    assert f"{path}: image 1: file_name 'im3.png' differs from rater1's 'im1.png' for the same id" in err
+    assert f"{path}: image 5: image id 5 ('im5.png') is not one of rater1's images" in err
+    assert f"{path}: annotation 10:" in err  # the bad box, by the shared COCO checks
+    path.unlink()
+    assert main(["check", "--dataset", str(tiny_dataset)]) == 2
+    assert f"{path}: file not found" in capsys.readouterr().err
+    tiny_dataset.write_text(tiny_dataset.read_text().split("repeats:")[0] + "repeats: [rater1_pass2.json]\n")
+    assert main(["check", "--dataset", str(tiny_dataset)]) == 2
+    assert "repeats: must map rater names to COCO files" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- splits
 
 
@@ -271,3 +328,60 @@ def test_an_invalid_image_is_reported_once_not_again_for_each_of_its_boxes(tmp_p
     assert rc == 2
     assert len(err) == 2, err  # one line per rater file, none per annotation
     assert all("image 1: width must be a positive integer, got None" in line for line in err)
+
+
+# ----------------------------------------------------------------------------- manifest and library errors
+
+
+def test_read_manifest_reads_the_yaml_alone(tmp_path):
+    from multirater.data.manifest import read_manifest
+
+    # Neither the COCO files nor the image folder exist: read_manifest must not need them.
+    manifest = tmp_path / "ds" / "dataset.yaml"
+    manifest.parent.mkdir()
+    manifest.write_text("name: lab\nimages: ../pictures\nraters:\n  zoe: z.json\n  adam: sub/a.json\n"
+                        "consensus: c.json\n")
+    parsed = read_manifest(manifest)
+    assert parsed.name == "lab"
+    assert parsed.image_dir == (tmp_path / "pictures").resolve()
+    assert list(parsed.rater_files) == ["zoe", "adam"]  # the manifest's order, not sorted
+    assert parsed.rater_files["adam"] == tmp_path / "ds" / "sub" / "a.json"
+    assert parsed.consensus_file == tmp_path / "ds" / "c.json"
+    assert list(parsed.files) == ["zoe", "adam", "consensus"]
+
+    manifest.write_text(f"images: {tmp_path / 'abs'}\nraters: {{r1: r1.json}}\n")
+    parsed = read_manifest(manifest)
+    assert parsed.image_dir == tmp_path / "abs" and parsed.consensus_file is None and parsed.name == "ds"
+
+
+def test_read_manifest_raises_or_collects(tmp_path):
+    from multirater.core.errors import ErrorCollector
+    from multirater.data.manifest import read_manifest
+
+    manifest = tmp_path / "dataset.yaml"
+    manifest.write_text("images: images\nraters:\n  good: g.json\n  bad-name: b.json\nextra: 1\n")
+    with pytest.raises(UserErrors) as info:
+        read_manifest(manifest)
+    assert sorted(e.item for e in info.value.errors) == ["extra", "raters.bad-name"]
+    errors = ErrorCollector()
+    parsed = read_manifest(manifest, errors)  # collected, not raised: the caller reports everything at once
+    assert len(errors.errors) == 2 and list(parsed.rater_files) == ["good"]
+
+
+def test_library_errors_name_the_setting_not_the_flag(tiny_dataset):
+    with pytest.raises(UserError) as info:
+        make_splits(load_dataset(tiny_dataset), val_fraction=0.0)
+    assert info.value.item == "val_fraction" and "--" not in str(info.value)
+
+
+def test_outside_tolerance_boundary_hand_computed():
+    from multirater.io.coco import bbox_problem, lies_outside
+
+    # A 32 x 32 image with the 1 px tolerance: corners may reach -1 and 33, not beyond.
+    assert not lies_outside(-1.0, -1.0, 33.0, 33.0, 32, 32)
+    assert lies_outside(-1.01, 0, 10, 10, 32, 32)
+    assert lies_outside(0, 0, 10, 33.01, 32, 32)
+    assert lies_outside(0, 0, 32.5, 10, 32, 32, tolerance=0.0)
+    assert "non-numeric or non-finite" in bbox_problem([1, float("inf"), 2, 2], empty_ok=False)
+    assert "4 finite numbers" in bbox_problem([1, 2, 3], empty_ok=True)
+    assert bbox_problem([1, 2, 0, 3], empty_ok=True) is None

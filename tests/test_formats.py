@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
+import yaml
 from PIL import Image
 
 from multirater.cli import main
@@ -151,3 +153,73 @@ def test_csv_box_outside_image_names_line(tmp_path, capsys):
     assert f"{labels / 'a.csv'}: line 3: box (10.0, 5.0, 45.0, 15.0) lies outside image a.png (40x30 px)" in err[0]
     assert f"{labels / 'a.csv'}: line 4: box has zero width or height" in err[1]
     assert not out.exists()
+
+
+# --- the one dataset-folder writer (used by the importers and the synthetic generator) ------------------
+
+def _content(image_dir: Path | None, bbox=(10.0, 5.0, 20.0, 10.0), raters=("r1", "r2")):
+    from multirater.data.writer import DatasetContent, coco_dict
+
+    record = {"id": 1, "file_name": "a.png", "width": W, "height": H}
+    ann = {"id": 1, "image_id": 1, "category_id": 1, "bbox": list(bbox)}
+    cons_record = {"id": 2, "file_name": "b.png", "width": W, "height": H}
+    return DatasetContent(name="written", raters={r: coco_dict([record], [ann]) for r in raters},
+                          consensus=coco_dict([cons_record], []), image_dir=image_dir)
+
+
+def test_writer_writes_a_dataset_that_loads_back(tmp_path):
+    from multirater.data.writer import write_dataset_folder
+
+    images = _images(tmp_path / "shared", ("a", "b"))
+    manifest = write_dataset_folder(tmp_path / "nested" / "ds", lambda _: _content(images))
+    assert sorted(p.name for p in manifest.parent.iterdir()) == ["consensus.json", "dataset.yaml", "r1.json", "r2.json"]
+    ds = load_dataset(manifest)
+    assert ds.name == "written" and ds.rater_names == ["r1", "r2"]
+    assert ds.boxes("r2", 1).tolist() == [EXPECTED] and ds.consensus_image_ids == [2]
+    assert ds.image_dir == images.resolve()  # a path relative to the dataset folder, resolved on load
+    assert not Path(yaml.safe_load(manifest.read_text())["images"]).is_absolute()
+    assert [p.name for p in (tmp_path / "nested").iterdir()] == ["ds"]  # no staging folder left
+
+
+def test_writer_is_all_or_nothing(tmp_path):
+    from multirater.core.errors import UserError
+    from multirater.data.writer import write_dataset_folder
+
+    images = _images(tmp_path, ("a", "b"))
+
+    def failing(_):
+        raise UserError("stopped while building")
+
+    for build, message in ((failing, "stopped while building"),
+                           (lambda _: _content(images, bbox=(30.0, 5.0, 20.0, 10.0)), "lies outside image 1")):
+        with pytest.raises(UserError, match=message):
+            write_dataset_folder(tmp_path / "out", build)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]  # neither out nor a staging folder
+
+
+def test_writer_replaces_only_a_previous_dataset(tmp_path):
+    from multirater.core.errors import UserError
+    from multirater.data.writer import write_dataset_folder
+
+    def build(image_dir: Path):
+        image_dir.mkdir()
+        for stem in ("a", "b"):
+            Image.fromarray(np.zeros((H, W), dtype=np.uint8), mode="L").save(image_dir / f"{stem}.png")
+        return _content(None, raters=raters)
+
+    out = tmp_path / "ds"
+    raters = ("r1", "r2", "r3")
+    write_dataset_folder(out, build, replace_dataset=True)
+    (out / "notes.txt").write_text("mine")
+    raters = ("r1",)
+    write_dataset_folder(out, build, replace_dataset=True)
+    assert sorted(p.name for p in out.iterdir()) == ["consensus.json", "dataset.yaml", "images", "notes.txt", "r1.json"]
+    assert load_dataset(out / "dataset.yaml").rater_names == ["r1"]
+    # Without replace_dataset, or without a dataset to replace, a non-empty folder is refused.
+    for folder, replace in ((out, False), (tmp_path / "busy", True)):
+        folder.mkdir(exist_ok=True)
+        (folder / "keep.txt").write_text("x")
+        before = sorted(p.name for p in folder.iterdir())
+        with pytest.raises(UserError, match="folder exists and is not empty"):
+            write_dataset_folder(folder, build, replace_dataset=replace)
+        assert sorted(p.name for p in folder.iterdir()) == before

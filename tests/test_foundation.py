@@ -116,3 +116,135 @@ def test_atomic_write_gives_the_usual_file_mode(tmp_path):
     target = tmp_path / "x.json"
     write_json(target, {"a": 1})
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# --- fast JSON: what the standard library reads, and exact float round trips ------------------------------------
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": [1, 2.5, -0.0, 1e-310, 18446744073709551616, "x\\u00e9"], "b": {"c": null, "d": true}}',
+        "[NaN, Infinity, -Infinity]",  # the standard library reads these; a detection check then refuses them
+        '{"a": 1, "a": 2}',
+        '["\\ud800"]',
+        "  [1]\r\n",
+    ],
+)
+def test_read_json_reads_what_the_standard_library_reads(tmp_path, text):
+    path = tmp_path / "x.json"
+    path.write_bytes(text.encode("utf-8"))
+    got, expected = read_json(path), json.loads(text)
+    assert repr(got) == repr(expected)  # repr: NaN != NaN, and int vs float must match too
+
+
+@pytest.mark.parametrize(
+    "raw, where",
+    [(b'{"a": 1,\n "b": }', "line 2, column 7"), (b"\xef\xbb\xbf[1]", "line 1, column 1"), (b"[1, 2", "line 1")],
+)
+def test_read_json_errors_name_line_and_column(tmp_path, raw, where):
+    path = tmp_path / "bad.json"
+    path.write_bytes(raw)
+    with pytest.raises(UserError) as err:
+        read_json(path)
+    assert str(err.value).startswith(f"{path}: malformed JSON at {where}")
+
+
+def test_read_json_refuses_a_file_that_is_not_utf8(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_bytes(b'["\xff"]')
+    with pytest.raises(UserError, match="not a UTF-8 text file"):
+        read_json(path)
+
+
+def _random_detections(rng: np.random.Generator, n: int, extra: bool) -> Detections:
+    boxes = np.column_stack([rng.uniform(-5, 3000, (n, 2)), rng.uniform(0, 400, (n, 2))])
+    boxes[: n // 10] = np.float32(boxes[: n // 10])  # float32 predictions written as float64
+    boxes[n // 10: n // 5, 2] = 0.0
+    scores = rng.random(n)
+    scores[:3] = [0.0, 1.0, 5e-324]
+    records = [
+        {"n_models": int(k), "score_std": float(s), "votes": {"r1": int(k), "r2": 0}}
+        for k, s in zip(rng.integers(1, 5, n), rng.random(n))
+    ]
+    return Detections(
+        image_ids=np.arange(1, 8), image_id=rng.integers(1, 7, n), category_id=rng.integers(1, 3, n),
+        boxes=boxes, scores=scores, extra=records if extra else None, meta={"strategy": "ls", "note": None},
+    )
+
+
+@pytest.mark.parametrize("extra", [False, True])
+def test_detections_written_by_the_standard_library_and_by_write_detections_read_the_same(tmp_path, extra):
+    dets = _random_detections(np.random.default_rng(7), 2500, extra)
+    ours, reference = tmp_path / "ours.json", tmp_path / "reference.json"
+    write_detections(ours, dets)
+    reference.write_text(json.dumps(dets.to_json(), indent=None, allow_nan=False) + "\n")
+    assert json.loads(ours.read_text()) == json.loads(reference.read_text())  # the same JSON values
+    a, b = read_detections(ours), read_detections(reference)
+    for got in (a, b):
+        for name in ("image_ids", "image_id", "category_id", "boxes", "scores"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(dets, name), strict=False)
+        assert got.boxes.tobytes() == np.asarray(dets.boxes, dtype=np.float64).tobytes()  # bit for bit
+        assert got.scores.tobytes() == dets.scores.tobytes()
+        assert got.meta == dets.meta and got.extra == dets.extra
+
+
+def test_write_detections_refuses_nan_without_leaving_a_file(tmp_path):
+    dets = _random_detections(np.random.default_rng(1), 10, extra=True)
+    for broken in ("scores", "boxes", "extra"):
+        bad = _random_detections(np.random.default_rng(1), 10, extra=True)
+        if broken == "extra":
+            bad.extra[4]["score_std"] = math.nan
+        else:
+            getattr(bad, broken).reshape(-1)[3] = math.nan
+        with pytest.raises(ValueError):
+            write_detections(tmp_path / "x.json", bad)
+        assert list(tmp_path.iterdir()) == []
+    write_detections(tmp_path / "x.json", dets)
+    assert read_detections(tmp_path / "x.json").extra == dets.extra
+
+
+@pytest.mark.parametrize(
+    "value, problem",
+    [
+        ('{"image_id": true, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}', "image_id must be an integer"),
+        ('{"image_id": 1, "category_id": 1.0, "bbox": [0, 0, 1, 1], "score": 0.5}', "category_id must be an integer"),
+        ('{"image_id": 1, "category_id": 1, "bbox": [0, "0", 1, 1], "score": 0.5}', "4 finite numbers"),
+        ('{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, false], "score": 0.5}', "4 finite numbers"),
+        ('{"image_id": 1, "category_id": 1, "bbox": [[0], 0, 1, 1], "score": 0.5}', "4 finite numbers"),
+        ('{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1, 2], "score": 0.5}', "4 finite numbers"),
+        ('{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": "0.5"}', "score must be a finite number"),
+        ('{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": [0.5]}', "score must be a finite number"),
+        ('{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": Infinity}', "score must be a finite"),
+        ('{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]}', "missing key 'score'"),
+        ("[1, 2]", "must be an object"),
+    ],
+)
+def test_bad_detection_in_a_file_names_file_item_and_problem(tmp_path, value, problem):
+    # a long file, so that the column checks (not a record-by-record walk) meet the bad record first
+    good = '{"image_id": 1, "category_id": 1, "bbox": [0.5, 0, 1, 1e3], "score": 0.1}'
+    path = tmp_path / "p.json"
+    path.write_text("[" + ", ".join([good] * 500 + [value] + [good] * 10) + "]")
+    with pytest.raises(UserError) as err:
+        read_detections(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: detection 500: ") and problem in message, message
+
+
+def test_extra_columns_read_like_the_dicts_they_stand_for(tmp_path):
+    from multirater.io.extra_columns import ExtraColumns
+
+    counts = np.array([[2, 0], [1, 1], [0, 3]])
+    columns = ExtraColumns({"n_models": np.array([2, 2, 3]), "score_std": np.array([0.5, 0.25, 0.0])},
+                           {"votes": (counts, ["r1", "r2"])})
+    dicts = [{"n_models": 2, "score_std": 0.5, "votes": {"r1": 2, "r2": 0}},
+             {"n_models": 2, "score_std": 0.25, "votes": {"r1": 1, "r2": 1}},
+             {"n_models": 3, "score_std": 0.0, "votes": {"r1": 0, "r2": 3}}]
+    assert len(columns) == 3 and list(columns) == dicts and columns == dicts
+    assert columns[1] == dicts[1] and columns[-1] == dicts[-1] and list(columns[1:]) == dicts[1:]
+    assert type(columns[0]["n_models"]) is int and type(columns[0]["score_std"]) is float
+    base = dict(image_ids=np.array([1]), image_id=np.ones(3, dtype=np.int64), category_id=np.ones(3, dtype=np.int64),
+                boxes=np.ones((3, 4)), scores=np.array([0.5, 0.25, 1.0]))
+    write_detections(tmp_path / "columns.json", Detections(**base, extra=columns))
+    write_detections(tmp_path / "dicts.json", Detections(**base, extra=dicts))
+    assert (tmp_path / "columns.json").read_bytes() == (tmp_path / "dicts.json").read_bytes()
+    assert read_detections(tmp_path / "columns.json").extra == dicts

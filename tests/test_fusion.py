@@ -12,7 +12,9 @@ from pycocotools import mask as mask_utils
 
 from multirater.io.detections import Detections
 from multirater.core.errors import UserError
+from multirater.core.boxes import iou_matrix
 from multirater.ensembles.fusion import fuse, group_members
+from multirater.ensembles.pairs import linked_pairs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from baseline_fusion import fuse_plain  # noqa: E402
@@ -172,3 +174,83 @@ def test_identical_to_the_plain_python_rule(seed):
     np.testing.assert_allclose(
         grouped.scores, [g["score"] for g in fuse_plain(models, threshold, score_norm="group")], atol=1e-12
     )
+
+
+# --- bounded memory and time: pairs from a grid, groups built in rounds -----------------------------------------
+
+def _boxes(rng, n, spread=200.0):
+    return np.column_stack([rng.uniform(0, spread, (n, 2)), rng.uniform(4, 40, (n, 2))])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_linked_pairs_are_every_pair_the_iou_matrix_links(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 300))
+    boxes = _boxes(rng, n, spread=float(rng.choice([30, 200])))
+    if seed % 2:
+        boxes = np.round(boxes)  # equal centres and sizes
+    boxes[rng.integers(0, n, 3), 2 + seed % 2] = 0.0  # no area: never linked
+    boxes[: n // 4, 2:] *= rng.choice([0.01, 1, 30])  # sizes far apart
+    key, model = rng.integers(0, 3, n), rng.integers(0, 4, n)
+    threshold = [0.5, 0.05, 0.3, 0.7, 0.95, 1.0, 0.5, 0.51][seed]
+    i, j, overlap = linked_pairs(key, boxes, model, threshold)
+    reference = iou_matrix(boxes, boxes)  # pycocotools' values (test_foundation)
+    linked = np.triu(reference >= threshold, 1) & (key[:, None] == key) & (model[:, None] != model)
+    order = np.lexsort((j, i))
+    expected_i, expected_j = np.nonzero(linked)
+    assert np.array_equal(i[order], expected_i) and np.array_equal(j[order], expected_j)
+    assert np.array_equal(overlap[order], reference[expected_i, expected_j])
+
+
+def _cluster_models(rng, n_models, n_objects):
+    """Several models' boxes around the same objects: large, overlapping groups and chains of links."""
+    objects = _boxes(rng, n_objects, spread=120.0)
+    models = []
+    for _ in range(n_models):
+        near = np.repeat(objects, 3, axis=0)
+        near = near + rng.normal(0, 2.0, near.shape)
+        near[:, 2:] = np.abs(near[:, 2:]) + 1
+        scores = np.round(rng.random(len(near)) * 8) / 8  # ties
+        models.append([(1, 1, b.tolist(), float(s)) for b, s in zip(near, scores)])
+    return models
+
+
+@pytest.mark.parametrize("path", ["rounds", "one at a time"])
+@pytest.mark.parametrize("seed", range(4))
+def test_rounds_and_one_group_at_a_time_both_follow_the_rule(monkeypatch, path, seed):
+    import multirater.ensembles.grouping as grouping
+
+    monkeypatch.setattr(grouping, "_SEQUENTIAL_BELOW", 0 if path == "rounds" else 10**9)
+    rng = np.random.default_rng(seed)
+    models = _cluster_models(rng, int(rng.integers(2, 7)), 30)
+    dets = [det([r[2] for r in m], [r[3] for r in m], image_ids=[1]) for m in models]
+    threshold = [0.5, 0.3, 0.6, 0.4][seed]
+    assert group_members(dets, threshold) == [g["members"] for g in fuse_plain(models, threshold)]
+
+
+def test_a_chain_of_links_with_falling_scores_is_grouped_by_the_rule():
+    # Box k links to box k + 1 only (IoU 80/120; k + 2 is of the same model, k + 3 too far), and scores fall along
+    # the chain: a round could free one box only.
+    n = 600
+    boxes = np.column_stack([np.arange(n) * 2.0, np.zeros(n), np.full(n, 10.0), np.full(n, 10.0)])
+    models = [[(1, 1, boxes[k].tolist(), 1.0 - k / n) for k in range(m, n, 2)] for m in range(2)]
+    dets = [det([r[2] for r in m], [r[3] for r in m], image_ids=[1]) for m in models]
+    groups = group_members(dets, 0.5)
+    assert groups == [g["members"] for g in fuse_plain(models, 0.5)]
+    assert len(groups) == n // 2  # pairs (0, 1), (2, 3), ...
+
+
+def test_fusion_memory_grows_with_the_boxes_not_their_square():
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    n = 40_000  # an all-pairs IoU matrix of one image would take 12.8 GB
+    models = [det(_boxes(rng, n // 4, spread=4000.0), rng.random(n // 4), image_ids=[1]) for _ in range(4)]
+    tracemalloc.start()
+    try:
+        out = fuse(models, 0.5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert 0 < len(out) <= n
+    assert peak < 200 * n * 8  # a few hundred numbers per box at most

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -35,3 +36,42 @@ def test_snakemake_lint_reports_nothing(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "Lints for" not in output, output
+
+
+RULE_HEADER = re.compile(r"^\s*(?:rule|checkpoint) (\w+):\s*$", re.M)
+DIRECTIVE = re.compile(r"^\s+(\w+):", re.M)
+
+
+def _rules() -> dict[str, str]:
+    """Every rule's text (from its header to the next rule's), by name, over Snakefile and the .smk files."""
+    rules = {}
+    for path in [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]:
+        text = path.read_text()
+        headers = list(RULE_HEADER.finditer(text))
+        for header, following in zip(headers, headers[1:] + [None]):
+            rules[header.group(1)] = text[header.end():following.start() if following else len(text)]
+    return rules
+
+
+def test_every_working_rule_writes_its_log_and_has_a_benchmark():
+    """A rule that runs something (shell: or run:) declares a log it really writes and a benchmark; rules
+    that only gather inputs (targets such as `all`) are exempt."""
+    rules = _rules()
+    assert {"train", "predict", "members", "fuse", "evaluate_detections", "sweep_file"} <= set(rules)
+    for name, body in rules.items():
+        directives = set(DIRECTIVE.findall(body))
+        if not directives & {"shell", "run"}:
+            assert directives <= {"input"}, (name, directives)
+            continue
+        assert {"log", "benchmark"} <= directives, (name, directives)
+        writes_log = "{log}" in body if "shell" in directives else "log[0]" in body
+        assert writes_log, f"rule {name} declares a log it never writes"
+
+
+def test_rules_use_no_shell_tricks_for_paths():
+    """The CLI takes the paths it needs: no $(dirname ...), $(cat ...) or other command substitution."""
+    for name, body in _rules().items():
+        if "shell:" not in body:
+            continue
+        command = [line for line in body.split("shell:", 1)[1].splitlines() if not line.strip().startswith("#")]
+        assert not any("$(" in line or "`" in line for line in command), name

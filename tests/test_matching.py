@@ -8,10 +8,11 @@ import itertools
 
 import numpy as np
 import pytest
+from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from multirater.core.boxes import iou_matrix
+from multirater.core.boxes import iou, iou_matrix
 from multirater.core.matching import greedy_match, greedy_match_sorted, hungarian_match
 
 
@@ -85,3 +86,18 @@ def test_hungarian_maximises_total_iou_where_greedy_does_not():
     # Pairs below the threshold are never matched, even if the assignment would use them.
     assert hungarian_match(np.array([[0.4, 0.0], [0.0, 0.9]]), 0.5).tolist() == [-1, 1]
     assert hungarian_match(np.zeros((0, 3)), 0.5).shape == (0,)
+
+
+def test_one_iou_for_matrices_pairs_and_padded_batches_equals_pycocotools_bitwise():
+    rng = np.random.default_rng(11)
+    a = np.column_stack([rng.uniform(0, 50, (30, 2)), rng.uniform(0, 30, (30, 2))])
+    b = np.column_stack([rng.uniform(0, 50, (20, 2)), rng.uniform(0, 30, (20, 2))])
+    a[0, 2] = b[0, 3] = 0.0  # degenerate boxes: empty union with each other
+    reference = np.asarray(mask_utils.iou(a.tolist(), b.tolist(), [0] * len(b)))
+    np.testing.assert_array_equal(iou_matrix(a, b), reference)
+    # paired: a[k] with b[k]
+    np.testing.assert_array_equal(iou(a[:20], b), np.diagonal(reference[:20]))
+    # batched: (P, D, 1, 4) with (P, 1, G, 4)
+    batch = iou(a.reshape(3, 10, 1, 4), b.reshape(1, 1, 20, 4))
+    np.testing.assert_array_equal(batch.reshape(30, 20), reference)
+    assert iou(np.zeros(4), np.zeros(4)) == 0.0  # no union: IoU 0

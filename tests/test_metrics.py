@@ -12,9 +12,13 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from multirater.io.detections import parse_detections
+from multirater.cli import build_parser
 from multirater.core.errors import UserError
-from multirater.evaluation.metrics import dece, evaluate, reliability
+from multirater.evaluation.commands import check_evaluate_flags
+from multirater.evaluation.dece import dece
+from multirater.evaluation.evaluate import evaluate
+from multirater.evaluation.reliability import reliability
+from multirater.io.detections import parse_detections
 
 
 def coco_reference(gt: dict, dets: list[dict], max_dets: int = 100) -> dict[str, float]:
@@ -238,5 +242,65 @@ def test_bad_input_names_the_file_and_item():
     with pytest.raises(UserError) as err:
         evaluate(bad_gt, parse_detections(dets), gt_name="gt.json")
     assert err.value.file == "gt.json" and err.value.item == "annotations[0]"
+    # The command line names the flag; the library names the setting.
     with pytest.raises(UserError, match="--matching"):
+        check_evaluate_flags(evaluate_args(matching="best"))
+    with pytest.raises(UserError, match="^matching must be one of greedy, hungarian, got 'best'$"):
         evaluate(gt, parse_detections(dets), matching="best")
+
+
+def evaluate_args(**flags):
+    """``multirater evaluate``'s parsed arguments, with some values replaced."""
+    args = build_parser().parse_args(["evaluate", "--gt", "gt.json", "--pred", "pred.json", "--out", "out.json"])
+    for key, value in flags.items():
+        setattr(args, key, value)
+    return args
+
+
+@pytest.mark.parametrize("setting,flag,value", [
+    ("iou_thresholds", "--iou", (0.5, 1.5)), ("iou_thresholds", "--iou", ()), ("bins", "--bins", 0),
+    ("max_dets", "--max-dets", 0), ("bootstrap", "--bootstrap", -1), ("dece_features", "--dece-features", ("z",)),
+    ("dece_reference_draws", "--dece-reference-draws", -1),
+])
+def test_a_bad_setting_is_named_by_the_library_and_its_flag_by_the_command_line(setting, flag, value):
+    gt, dets = random_scene(0)
+    with pytest.raises(UserError) as err:
+        evaluate(gt, parse_detections(dets), **{setting: value})
+    assert err.value.problem.startswith(f"{setting} ") and "--" not in err.value.problem
+    arg = {"iou_thresholds": "iou", "max_dets": "max_dets", "dece_features": "dece_features"}.get(setting, setting)
+    with pytest.raises(UserError) as err:
+        check_evaluate_flags(evaluate_args(**{arg: list(value) if isinstance(value, tuple) else value}))
+    assert err.value.problem.startswith(f"{flag} ")
+
+
+def test_dece_features_need_image_sizes_named_by_setting():
+    gt, dets = random_scene(0)
+    del gt["images"][0]["width"]
+    with pytest.raises(UserError) as err:
+        evaluate(gt, parse_detections(dets), dece_features=("cx",), gt_name="gt.json")
+    assert err.value.file == "gt.json" and "dece_features" in err.value.problem and "--" not in err.value.problem
+
+
+@pytest.mark.parametrize("identity", [
+    {"strategy": "rs-rater1", "config_id": "0a1b2c3d"},
+    {"kind": "rse", "size": 2, "members": [{"strategy": "rs-rater1", "config_id": "0a1b2c3d", "source": "rater1"},
+                                           {"strategy": "rs-rater2", "config_id": "4e5f6a7b", "source": "rater2"}]},
+])
+def test_evaluate_copies_the_identity_of_the_detections(identity):
+    gt, dets = random_scene(1)
+    data = {"format": "multirater-detections", "image_ids": sorted(im["id"] for im in gt["images"]),
+            "detections": dets, "meta": {"identity": copy.deepcopy(identity), "strategy": "ls"}}
+    with_identity = evaluate(gt, parse_detections(data), bootstrap=3)
+    assert with_identity["identity"] == identity
+    without = evaluate(gt, parse_detections({**data, "meta": {"strategy": "ls"}}), bootstrap=3)
+    assert "identity" not in without
+    # The identity is the only difference: every metric is the same.
+    assert {k: v for k, v in with_identity.items() if k != "identity"} == without
+
+
+def test_identity_that_is_not_an_object_names_the_item():
+    gt, dets = random_scene(1)
+    data = {"format": "multirater-detections", "detections": dets, "meta": {"identity": "ls/0a1b2c3d"}}
+    with pytest.raises(UserError) as err:
+        evaluate(gt, parse_detections(data), pred_name="pred.json")
+    assert err.value.file == "pred.json" and err.value.item == "meta.identity"

@@ -45,6 +45,7 @@ def test_predictions_are_the_models_output_in_coco_xywh(trained, tmp_path):
     meta = data["meta"]
     assert meta["status"] == "ok" and meta["strategy"] == "rs-rater1" and meta["config_id"] == "abc12345"
     assert meta["model"] == str(root / "model")
+    assert meta["identity"] == {"strategy": "rs-rater1", "config_id": "abc12345"}  # the identity contract
     dets = read_detections(tmp_path / "p.json")
     assert len(dets) > 0 and set(dets.category_id) == {1}
 
@@ -85,6 +86,7 @@ def test_non_ok_model_gets_an_empty_file_listing_every_image(trained, tmp_path):
     data = json.loads((tmp_path / "p.json").read_text())
     assert data["image_ids"] == [7, 8] and data["detections"] == []
     assert data["meta"]["status"] == "diverged" and data["meta"]["config_id"] == "deadbeef"
+    assert data["meta"]["identity"] == {"strategy": "ls", "config_id": "deadbeef"}
 
 
 def test_folder_of_images_keeps_known_ids_and_numbers_new_ones(trained, tmp_path):

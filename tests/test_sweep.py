@@ -64,6 +64,8 @@ def test_random_prefix_is_stable_and_draws_lie_in_the_space():
     ({"grid": {"lr": [0.1]}, "random": {"n": 1, "space": {"lr": {"choice": [1]}}}}, "sweep"),
     ({"random": {"n": 2, "space": {"lr": {"gaussian": [0, 1]}}}}, "sweep.random.space.lr"),
     ({"grid": {"optimizer": ["adam", "rmsprop"]}}, "optimizer"),
+    ({"grid": {"epochs": [2, 0]}}, "sweep.grid.epochs"),
+    ({"random": {"n": 3, "space": {"epochs": {"randint": [0, 0]}}}}, "sweep.random.space.epochs"),
 ])
 def test_bad_sweep_is_one_clear_error(sweep, item):
     with pytest.raises(UserError) as err:

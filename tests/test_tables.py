@@ -18,9 +18,14 @@ from multirater.evaluation.tables import holm, write_tables
 SETTINGS = {"gt": "consensus.json", "seed": 0, "bootstrap": 4, "iou_thresholds": [0.5, 0.75], "bins": 10}
 
 
-def metrics_file(path, mAP, mAR, dece, values=None):
-    """A hand-made metrics file; ``values`` maps metric name -> bootstrap values (mean/std follow)."""
+def metrics_file(path, mAP, mAR, dece, values=None, identity=None):
+    """A hand-made metrics file; ``values`` maps metric name -> bootstrap values (mean/std follow);
+    ``identity`` is what the file measures (by default read off the test's own layout below)."""
     values = values or {}
+    if identity is None:
+        group, a, b = path.parts[-3], path.parent.name, path.stem
+        identity = ({"strategy": a, "config_id": b} if group == "models"
+                    else {"kind": a, "size": int(b), "members": []})
 
     def entry(metric, iou, value):
         e = {"metric": metric, "iou": iou, "value": value}
@@ -30,7 +35,7 @@ def metrics_file(path, mAP, mAR, dece, values=None):
                      **{"p2.5": float(np.percentile(v, 2.5)), "p97.5": float(np.percentile(v, 97.5))})
         return e
 
-    data = {"settings": SETTINGS, "n_images": 4,
+    data = {"identity": identity, "settings": SETTINGS, "n_images": 4,
             "metrics": [entry("mAP", None, mAP), entry("mAR", None, mAR), entry("D-ECE", 0.5, dece)],
             "reliability": {}}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,3 +139,43 @@ def test_unpaired_resamples_are_refused(workflow_files, tmp_path):
     open(ensembles[1], "w").write(json.dumps(data))
     with pytest.raises(UserError, match="resamples are not paired: settings.seed is 7 here but 0"):
         write_tables(tmp_path / "selection.csv", models, ensembles, tmp_path / "out2")
+
+
+def test_identity_comes_from_the_file_not_its_path(workflow_files):
+    """Metrics files renamed and moved anywhere give the same tables: identity is read from the file."""
+    tmp_path, models, ensembles = workflow_files
+    moved = []
+    for i, path in enumerate(models + ensembles):
+        target = tmp_path / "elsewhere" / f"file{i}.json"
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(open(path).read())
+        moved.append(str(target))
+    write_tables(tmp_path / "selection.csv", models, ensembles, tmp_path / "a")
+    write_tables(tmp_path / "selection.csv", moved[:len(models)], moved[len(models):], tmp_path / "b")
+    for name in ("metrics.csv", "table1.csv", "significance.csv", "lse_vs_rse.csv"):
+        assert (tmp_path / "a" / name).read_text() == (tmp_path / "b" / name).read_text(), name
+
+
+def test_a_metrics_file_without_identity_is_refused(workflow_files):
+    tmp_path, models, ensembles = workflow_files
+    data = json.loads(open(models[0]).read())
+    del data["identity"]
+    open(models[0], "w").write(json.dumps(data))
+    with pytest.raises(UserError) as err:
+        write_tables(tmp_path / "selection.csv", models, ensembles, tmp_path / "out")
+    assert str(err.value).startswith(f"{models[0]}: identity: has no 'identity'")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_ensemble_file_given_as_a_model_is_refused(workflow_files):
+    tmp_path, models, ensembles = workflow_files
+    with pytest.raises(UserError, match="must name a single model's 'strategy' and 'config_id'"):
+        write_tables(tmp_path / "selection.csv", models + ensembles[:1], ensembles, tmp_path / "out")
+
+
+def test_two_files_measuring_the_same_model_are_refused(workflow_files):
+    tmp_path, models, ensembles = workflow_files
+    copy = tmp_path / "copy.json"
+    copy.write_text(open(models[0]).read())
+    with pytest.raises(UserError, match="measures ls/aaaa0000, as another metrics file does"):
+        write_tables(tmp_path / "selection.csv", models + [str(copy)], ensembles, tmp_path / "out")

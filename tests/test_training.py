@@ -20,11 +20,14 @@ from multirater.data.dataset import load_dataset
 from multirater.core.errors import UserError
 from multirater.data.synthetic import generate
 from multirater.training.augment import hflip, rot90, vflip
-from multirater.training.labels import parse_strategy, sampled_rater, training_sources, validation_sources
-from multirater.training.loop import EXIT_PREEMPTED, read_splits, run_training
+from multirater.training.commands import parse_strategy
+from multirater.training.inputs import read_splits
+from multirater.training.labels import sampled_rater, training_sources, validation_sources
+from multirater.training.loop import run_training
+from multirater.training.signals import EXIT_PREEMPTED
 from multirater.training.schedule import LearningRate
-from multirater.training.settings import read_training_config, validate_training
-from multirater.training.validation import coco_map
+from multirater.training.settings import read_training_config, validate_model, validate_training
+from multirater.evaluation.validation_map import coco_map
 
 torch.set_num_threads(1)
 
@@ -364,3 +367,97 @@ def test_finished_run_is_not_retrained_and_another_configuration_starts_afresh(s
     assert train_cli(manifest, splits, other, tmp_path / "m") == 0
     err = capsys.readouterr().err
     assert "belongs to another configuration" in err and "epoch 1/1" in err
+
+
+# ----------------------------------------------------------------------------- settings: one definition
+
+
+def test_settings_defaults_are_the_documented_ones():
+    # The README's configuration reference, written out by hand.
+    documented_training = {
+        "epochs": 10, "patience": 5, "optimizer": "adam", "lr": 0.001, "weight_decay": 0, "momentum": 0.9,
+        "batch_size": 2, "schedule": "plateau", "warmup_epochs": 0, "plateau_patience": 10, "plateau_factor": 0.5,
+        "freeze": "backbone", "augment": True, "augment_p": 0.3, "seed": 42, "val_max_dets": 100, "amp": True,
+    }
+    assert validate_training(None) == documented_training
+    model = validate_model(None)
+    assert model == {"name": "tiny", "base_checkpoint": None, "min_size": 256, "max_size": 256, "score_thresh": 0.001,
+                     "detections_per_img": 300, "nms_thresh": 0.5, "trainable_layers": 5}
+    goat = validate_model({"name": "goat"})
+    assert (goat["detections_per_img"], goat["nms_thresh"], goat["trainable_layers"]) == (1000, 0.4, 4)
+    # true/false, the paper's search space for freeze, mean backbone/none
+    assert validate_training({"freeze": True})["freeze"] == "backbone"
+    assert validate_training({"freeze": False})["freeze"] == "none"
+
+
+@pytest.mark.parametrize("section, values, item, words", [
+    ("training", {"epochs": "three"}, "training.epochs", "'three' is not of type 'integer'"),
+    ("training", {"augment_p": 0}, "training.augment_p", "less than or equal to the minimum of 0"),
+    ("training", {"optimizer": "rmsprop"}, "training.optimizer", "'rmsprop' is not one of"),
+    ("model", {"name": "yolo"}, "model.name", "'yolo' is not one of"),
+    ("model", {"nms_thresh": 1.5}, "model.nms_thresh", "1.5 is greater than the maximum of 1"),
+])
+def test_a_bad_setting_is_the_same_error_in_the_workflow_and_in_a_training_config_file(tmp_path, section, values, item,
+                                                                                        words):
+    from multirater.config import SCHEMA_PATH
+    from multirater.config.loading import validate
+
+    with pytest.raises(UserError) as workflow_error:
+        validate({section: values}, SCHEMA_PATH)
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump({section: values, "config_id": "x"}))
+    with pytest.raises(UserError) as file_error:
+        read_training_config(tmp_path / "job.yaml")
+    assert workflow_error.value.item == file_error.value.item == item
+    assert workflow_error.value.problem == file_error.value.problem and words in file_error.value.problem
+    assert file_error.value.file == str(tmp_path / "job.yaml")
+
+
+@pytest.mark.parametrize("data, item", [
+    ({"model": {"min_size": 512, "max_size": 256}}, "model.max_size"),
+    ({"training": {"epochs": 1}, "trianing": {}}, "trianing"),
+    ({"config_id": ""}, "config_id"),
+])
+def test_bad_training_config_file_names_the_key(tmp_path, data, item):
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(UserError) as err:
+        read_training_config(tmp_path / "job.yaml")
+    assert err.value.item == item and err.value.file == str(tmp_path / "job.yaml")
+
+
+def test_workflow_rejects_max_size_below_min_size():
+    from multirater.config import SCHEMA_PATH
+    from multirater.config.loading import validate
+
+    with pytest.raises(UserError, match="model.max_size: must be >= min_size"):
+        validate({"model": {"min_size": 300}}, SCHEMA_PATH)  # max_size keeps its default, 256
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def test_last_pt_is_a_plain_dict_a_rerun_resumes_from(small, tmp_path):
+    from multirater.training.checkpoints import read_checkpoint
+
+    root, manifest, splits = small
+    config = write_config(tmp_path / "c.yaml", {"epochs": 1})
+    assert train_cli(manifest, splits, config, tmp_path / "m") == 0
+    last = read_checkpoint(tmp_path / "m" / "last.pt")
+    assert type(last) is dict
+    assert {"model", "optimizer", "schedule", "rng", "fingerprint", "progress"} <= set(last)
+    assert (last["progress"]["epoch"], last["progress"]["step"]) == (1, 0)  # 1 epoch done, none of the next
+    assert last["progress"]["done"] and len(last["history"]) == 1
+    # best.pt holds the same model after this single epoch
+    best = read_checkpoint(tmp_path / "m" / "best.pt")
+    assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
+    assert best["meta"]["epoch"] == 1 and best["meta"]["config_id"] == "test"
+
+
+def test_unreadable_last_pt_is_ignored_and_training_starts_afresh(small, tmp_path, capsys):
+    root, manifest, splits = small
+    config = write_config(tmp_path / "c.yaml", {"epochs": 1})
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "last.pt").write_bytes(b"half a checkpoint")
+    assert train_cli(manifest, splits, config, tmp_path / "m") == 0
+    err = capsys.readouterr().err
+    assert "ignoring unreadable" in err and "cannot read checkpoint" in err and "epoch 1/1" in err
+    assert json.loads((tmp_path / "m" / "status.json").read_text())["status"] == "ok"

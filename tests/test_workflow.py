@@ -131,8 +131,11 @@ def test_workflow_end_to_end(tmp_path):
     work = tmp_path / "run"
     work.mkdir()
     config = write_config(tmp_path / "config.yaml")
-    snakemake(work, config)
+    snakemake(work, config, "--report", "results/report.html", "--report-after-run")
     r = work / "results"
+
+    # --- the report, written right after the run as `make demo` does ---------------------------
+    assert (work / "results" / "report.html").stat().st_size > 0
 
     # --- every expected output ---------------------------------------------------------------
     ids = [line.split("\t")[0] for line in (r / "sweep" / "configs.tsv").read_text().splitlines()[1:]]
@@ -154,17 +157,29 @@ def test_workflow_end_to_end(tmp_path):
     selected = selection[selection.selected]
     assert selected.groupby("strategy").size().to_dict() == {"ls": 2, "rs-rater1": 1, "rs-rater2": 1}
     # the members are the top-ranked selected models: LSE_2 = top 2 LS, RSE_2 = top 1 per rater
-    members = (r / "ensembles" / "rse" / "2" / "members.txt").read_text().split()
+    def members_file(kind):
+        return json.loads((r / "ensembles" / kind / "2" / "members.json").read_text())["members"]
+
+    members = [m["detections"] for m in members_file("rse")]
     best = {s: selected[selected.strategy == s].sort_values("rank").config_id.tolist() for s in STRATEGIES}
     assert members == [f"results/predictions/test/rs-{x}/{best['rs-' + x][0]}.json" for x in RATERS]
-    assert (r / "ensembles" / "rse" / "2" / "sources.txt").read_text().split() == RATERS
-    assert (r / "ensembles" / "lse" / "2" / "members.txt").read_text().split() == [
+    assert [m["source"] for m in members_file("rse")] == RATERS
+    assert [m["detections"] for m in members_file("lse")] == [
         f"results/predictions/test/ls/{c}.json" for c in best["ls"]]
     for kind in ("lse", "rse"):
         fused = json.loads((r / "ensembles" / kind / "2" / "fused.json").read_text())
         assert fused["format"] == "multirater-detections"
         metrics = json.loads((r / "metrics" / "ensembles" / kind / "2.json").read_text())
         assert metrics["settings"]["bootstrap"] == 20 and set(metrics["reliability"]) == {"0.5", "0.75"}
+        # identity travels in the files: members file -> fused detections -> metrics
+        identity = {"kind": kind, "size": 2, "members": [
+            {"strategy": m["strategy"], "config_id": m["config_id"], "source": m["source"]}
+            for m in members_file(kind)]}
+        assert fused["meta"]["identity"] == identity and metrics["identity"] == identity
+    for strategy in STRATEGIES:
+        for cid in ids:
+            metrics = json.loads((r / "metrics" / "models" / strategy / f"{cid}.json").read_text())
+            assert metrics["identity"] == {"strategy": strategy, "config_id": cid}
     tidy = pd.read_csv(r / "tables" / "metrics.csv")
     assert set(tidy.kind) == {"single", "lse", "rse"}
     assert len(tidy[tidy.kind == "single"][["strategy", "config_id"]].drop_duplicates()) == 6
@@ -182,6 +197,7 @@ def test_workflow_end_to_end(tmp_path):
     snakemake(work, config, "--report", "results/report.html")
     report = (r / "report.html").read_text(errors="replace")
     assert "Table 1 (paper Table 1)" in report and "Figure 3 (paper Fig. 3)" in report
+    assert "reproduces Campi et al." in report  # the workflow's own description (workflow/report/workflow.rst)
 
     # --- a rerun has nothing to do ------------------------------------------------------------
     assert planned_jobs(snakemake(work, config, "-n")) == {}
@@ -203,12 +219,14 @@ def test_workflow_end_to_end(tmp_path):
     changed = write_config(tmp_path / "eval.yaml", evaluation={**CONFIG["evaluation"], "bootstrap": 10},
                            fusion={"iou": 0.4})
     plan = planned_jobs(snakemake(work, changed, "-n"))
-    assert plan["evaluate_model"] == 6 and plan["fuse"] == 2 and not TRAINING_JOBS & set(plan), plan
+    # evaluate_detections: the 6 models and the 2 ensembles
+    assert plan["evaluate_detections"] == 6 + 2 and plan["fuse"] == 2 and not TRAINING_JOBS & set(plan), plan
 
     # --- a new configuration runs only its own training jobs ----------------------------------
     more = write_config(tmp_path / "more.yaml", sweep={"grid": {"lr": [0.001, 0.0005, 0.0002]}})
     plan = planned_jobs(snakemake(work, more, "-n"))
-    assert plan["train"] == 3 and plan["predict"] == 3 and plan["evaluate_model"] == 3, plan
+    # evaluate_detections: the new configuration's 3 models, and the 2 ensembles (the selection changes)
+    assert plan["train"] == 3 and plan["predict"] == 3 and plan["evaluate_detections"] == 3 + 2, plan
     assert "pretrain" not in plan and "synth" not in plan and "split" not in plan
     snakemake(work, more)
     new_ids = set((r / "models" / "ls").iterdir()) - {r / "models" / "ls" / c for c in ids}

@@ -16,7 +16,8 @@ from multirater.core.errors import UserError
 # `multirater --help` and the evaluation side start fast.
 COMMAND_MODULES = tuple(
     f"multirater.{stage}.commands"
-    for stage in ("data", "agreement", "training", "selection", "ensembles", "evaluation", "figures", "apply")
+    for stage in ("data", "agreement", "training", "selection", "ensembles", "evaluation", "calibration", "figures",
+                  "apply")
 )
 
 EXIT_USER_ERROR = 2

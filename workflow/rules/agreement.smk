@@ -40,9 +40,9 @@ rule agreement_stage:
         runtime=30,
     params:
         dataset=DATASET,
+        out_dir=output_folder("counts"),
     shell:
-        "multirater agreement --dataset {params.dataset} --out $(dirname {output.counts})"
-        " > {log} 2>&1"
+        "multirater agreement --dataset {params.dataset} --out {params.out_dir} > {log} 2>&1"
 
 
 rule figure_agreement:
@@ -52,6 +52,8 @@ rule figure_agreement:
         f"{R}/figures/{{stem}}.{{ext}}",
     log:
         f"{R}/logs/figures/{{stem}}.{{ext}}.log",
+    benchmark:
+        f"{R}/benchmarks/figures/{{stem}}.{{ext}}.tsv"
     wildcard_constraints:
         stem="fig1_rater_agreement|fig2_interrater",
         ext="png|pdf",

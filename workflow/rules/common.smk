@@ -6,11 +6,12 @@ import yaml
 from snakemake.exceptions import WorkflowError
 
 from multirater.config import SCHEMA_PATH
-from multirater.config.loading import load_workflow_config
+from multirater.config.loading import apply_ensemble, load_workflow_config
 from multirater.core.errors import UserError
+from multirater.data.manifest import read_manifest
+from multirater.selection.members import read_members
 from multirater.training.sweep import configs_tsv, pretrain_config, training_config
 
-SCHEMA = SCHEMA_PATH
 R = "results"
 ENV = "../../envs/multirater.yaml"
 
@@ -20,15 +21,20 @@ def _yaml(data):
 
 
 try:
-    _checked, RATERS, CONFIGS = load_workflow_config(dict(config), SCHEMA)
-    # The training rules read one file per configuration, never the config itself; the file's text
-    # is a params value of the rule writing it, so only a change of that model's own training
-    # settings rewrites it and retrains the model (ensemble/evaluation settings never do).
-    TRAINING_CONFIGS = {
-        c["config_id"]: _yaml(training_config(_checked, c)) for c in CONFIGS
+    # Snakemake's validate(config, schema) checks every key, the schema's defaults are filled in, and
+    # the cross-key rules follow (multirater.config.loading): a bad config is one line naming the key.
+    _checked, RATERS, CONFIGS = load_workflow_config(dict(config), SCHEMA_PATH)
+    # The files of results/sweep/, by name. The training rules read one file per configuration, never
+    # the config itself; the file's text is a params value of the rule writing it, so only a change of
+    # that model's own training settings rewrites it and retrains the model.
+    SWEEP_FILES = {
+        "configs.tsv": configs_tsv(CONFIGS),
+        "pretrain.yaml": _yaml(pretrain_config(_checked)),
+        **{
+            f"configs/{c['config_id']}.yaml": _yaml(training_config(_checked, c))
+            for c in CONFIGS
+        },
     }
-    PRETRAIN_CONFIG = _yaml(pretrain_config(_checked))
-    CONFIGS_TSV = configs_tsv(CONFIGS)
 except UserError as _error:
     raise WorkflowError(str(_error)) from None
 
@@ -50,6 +56,8 @@ wildcard_constraints:
     split="val|test",
     kind="lse|rse",
     size="[0-9]+",
+    # where an ensemble lies: the experiment's (test set) or the apply target's (new images)
+    stage="ensembles|apply",
 
 
 # --- the dataset --------------------------------------------------------------------------------
@@ -60,12 +68,15 @@ if MANIFEST is None:
 else:
     DATASET_INPUT = MANIFEST
     DATASET = MANIFEST
-    _consensus = yaml.safe_load(Path(MANIFEST).read_text()).get("consensus")
-    if not _consensus:
+    try:
+        _consensus = read_manifest(MANIFEST).consensus_file
+    except UserError as _error:
+        raise WorkflowError(str(_error)) from None
+    if _consensus is None:
         raise WorkflowError(
             f"{MANIFEST}: consensus: missing; the test set needs consensus labels"
         )
-    CONSENSUS = str(Path(MANIFEST).parent / _consensus)
+    CONSENSUS = str(_consensus)
 
 
 # --- the base model -----------------------------------------------------------------------------
@@ -77,6 +88,29 @@ if BASE_CHECKPOINT is None:
 else:
     BASE_INPUT = BASE_CHECKPOINT
     BASE = BASE_CHECKPOINT
+
+# One model's folder (status.json, best.pt, last.pt, metrics.csv).
+MODEL_DIR = f"{R}/models/{{strategy}}/{{config_id}}"
+
+
+# --- params derived from a rule's own files (commands that take a folder or a file stem) ---------
+def _pick(files, key):
+    return getattr(files, key) if isinstance(key, str) else files[key]
+
+
+def output_folder(key=0):
+    """Params function: the folder of the rule's output ``key`` (a name or an index)."""
+    return lambda wildcards, output: str(Path(_pick(output, key)).parent)
+
+
+def input_folder(key):
+    """Params function: the folder of the rule's input ``key`` (e.g. a model's, from its status.json)."""
+    return lambda wildcards, input: str(Path(_pick(input, key)).parent)
+
+
+def output_stem(key):
+    """Params function: output ``key`` without its suffix (a figure command writes STEM.png and STEM.pdf)."""
+    return lambda wildcards, output: str(Path(_pick(output, key)).with_suffix(""))
 
 
 # --- resources ----------------------------------------------------------------------------------
@@ -111,7 +145,7 @@ PREDICT_RESOURCES = _job_resources("predict")
 # --- file lists ---------------------------------------------------------------------------------
 def status_files(strategies=None):
     return expand(
-        f"{R}/models/{{strategy}}/{{config_id}}/status.json",
+        f"{MODEL_DIR}/status.json",
         strategy=strategies or STRATEGIES,
         config_id=CONFIG_IDS,
     )
@@ -125,10 +159,25 @@ def prediction_files(split, strategies=None):
     )
 
 
-def kind_strategies(kind):
-    return ["ls"] if kind == "lse" else [f"rs-{r}" for r in RATERS]
-
-
+# The detections each metrics file measures: metrics/<subject>.json <- its detections file.
+EVALUATED = {
+    **{
+        f"models/{s}/{c}": f"{R}/predictions/test/{s}/{c}.json"
+        for s in STRATEGIES
+        for c in CONFIG_IDS
+    },
+    **{
+        f"ensembles/{k}/{n}": f"{R}/ensembles/{k}/{n}/fused.json"
+        for k in KINDS
+        for n in SIZES
+    },
+}
+EVALUATED_SUBJECT = "|".join(
+    [
+        "models/({})/[0-9a-f]{{8}}".format("|".join(re.escape(s) for s in STRATEGIES)),
+        "ensembles/(lse|rse)/[0-9]+",
+    ]
+)
 MODEL_METRICS = expand(
     f"{R}/metrics/models/{{strategy}}/{{config_id}}.json",
     strategy=STRATEGIES,
@@ -188,42 +237,27 @@ ALL_OUTPUTS = [
 ]
 
 
-# --- the apply target: which ensemble to build, and its members once selection is known ---------
+# --- ensembles: members are known once selection.csv exists (the members rule is a checkpoint) ----
+# Where the members' detections lie: the test predictions, or the apply target's folder predictions.
+MEMBER_DETECTIONS = {
+    "ensembles": f"{R}/predictions/test",
+    "apply": f"{R}/apply/predictions",
+}
+
+
+def member_detections(wildcards):
+    """The detections files the members file of this ensemble names (read after the checkpoint ran)."""
+    members = checkpoints.members.get(**wildcards).output[0]
+    return [m["detections"] for m in read_members(members)["members"]]
+
+
+# --- the apply target: which ensemble to build, on which folder of new images -------------------
 APPLY = config["apply"]
 
 
-def apply_ensemble():
-    """(kind, size) of the apply target; one error naming the config key when it cannot be built."""
-    if APPLY["images"] is None:
-        raise WorkflowError(
-            "config: apply.images: not set; name the folder of new images in a config file"
-            " (apply: {images: DIR, kind: rse, size: 4}) or with --config apply='{images: DIR}'"
-        )
-    if not Path(APPLY["images"]).is_dir():
-        raise WorkflowError(f"config: apply.images: {APPLY['images']}: no such folder")
-    kind = APPLY["kind"]
-    size = SIZES[-1] if APPLY["size"] is None else APPLY["size"]
-    selected = config["selection"]["ls"] if kind == "lse" else config["selection"]["rs"]
-    per_source = size if kind == "lse" else size // len(RATERS)
-    if kind == "rse" and size % len(RATERS):
-        raise WorkflowError(
-            f"config: apply.size: {size} is not divisible by the number of raters"
-            f" ({len(RATERS)}: {', '.join(RATERS)})"
-        )
-    if per_source > selected:
-        key = "selection.ls" if kind == "lse" else "selection.rs"
-        raise WorkflowError(
-            f"config: apply.size: {kind.upper()}_{size} needs {per_source} selected models"
-            f" per source but only {selected} are selected ({key})"
-        )
-    return kind, size
-
-
 def apply_counts(wildcards):
-    kind, size = apply_ensemble()
-    return f"{R}/apply/{kind}-{size}/counts.csv"
-
-
-def apply_member_predictions(wildcards):
-    members = checkpoints.apply_members.get(**wildcards).output.members
-    return Path(members).read_text().split()
+    try:
+        kind, size = apply_ensemble(config, RATERS)
+    except UserError as error:
+        raise WorkflowError(str(error)) from None
+    return f"{R}/apply/{kind}/{size}/counts.csv"

@@ -1,17 +1,21 @@
 # Stage 4: ensembles of each size S. LSE_S = the top S label-sampling models; RSE_S = the top S/R
 # rater-specific models of each of the R raters. Fused with the engine's grouping rule.
+# One members rule and one fuse rule serve the experiment (results/ensembles/<kind>/<size>/, the
+# test predictions) and the apply target (results/apply/<kind>/<size>/, predictions of new images);
+# MEMBER_DETECTIONS says where each stage's member detections lie.
 
 
-rule members:
+# Members are known only once selection.csv exists: a checkpoint, so that fuse reads exactly the
+# members' detections (and the apply target predicts only with the members).
+checkpoint members:
     input:
         f"{R}/selection/selection.csv",
     output:
-        members=f"{R}/ensembles/{{kind}}/{{size}}/members.txt",
-        sources=f"{R}/ensembles/{{kind}}/{{size}}/sources.txt",
+        f"{R}/{{stage}}/{{kind}}/{{size}}/members.json",
     log:
-        f"{R}/logs/members/{{kind}}/{{size}}.log",
+        f"{R}/logs/{{stage}}/{{kind}}/{{size}}/members.log",
     benchmark:
-        f"{R}/benchmarks/members/{{kind}}/{{size}}.tsv"
+        f"{R}/benchmarks/{{stage}}/{{kind}}/{{size}}/members.tsv"
     conda:
         ENV
     threads: 1
@@ -19,25 +23,22 @@ rule members:
         mem_mb=1000,
         runtime=10,
     params:
-        predictions=f"{R}/predictions/test",
+        predictions=lambda w: MEMBER_DETECTIONS[w.stage],
     shell:
         "multirater members --selection {input} --kind {wildcards.kind} --size {wildcards.size}"
-        " --predictions {params.predictions} --out {output.members}"
-        " --sources-out {output.sources} > {log} 2>&1"
+        " --predictions {params.predictions} --out {output} > {log} 2>&1"
 
 
 rule fuse:
     input:
-        members=f"{R}/ensembles/{{kind}}/{{size}}/members.txt",
-        sources=f"{R}/ensembles/{{kind}}/{{size}}/sources.txt",
-        # every candidate's test detections; members.txt names the ones fused
-        predictions=lambda w: prediction_files("test", kind_strategies(w.kind)),
+        members=f"{R}/{{stage}}/{{kind}}/{{size}}/members.json",
+        detections=member_detections,
     output:
-        f"{R}/ensembles/{{kind}}/{{size}}/fused.json",
+        f"{R}/{{stage}}/{{kind}}/{{size}}/fused.json",
     log:
-        f"{R}/logs/fuse/{{kind}}/{{size}}.log",
+        f"{R}/logs/{{stage}}/{{kind}}/{{size}}/fuse.log",
     benchmark:
-        f"{R}/benchmarks/fuse/{{kind}}/{{size}}.tsv"
+        f"{R}/benchmarks/{{stage}}/{{kind}}/{{size}}/fuse.tsv"
     conda:
         ENV
     threads: 1
@@ -49,9 +50,8 @@ rule fuse:
         score_norm=config["fusion"]["score_norm"],
         merge=config["fusion"]["merge"],
     shell:
-        "multirater fuse --iou {params.iou} --score-norm {params.score_norm}"
-        " --merge {params.merge} --out {output} $(cat {input.members})"
-        " --sources $(cat {input.sources}) > {log} 2>&1"
+        "multirater fuse --members {input.members} --out {output} --iou {params.iou}"
+        " --score-norm {params.score_norm} --merge {params.merge} > {log} 2>&1"
 
 
 rule ensembles:

@@ -2,16 +2,21 @@
 # bootstrap resamples (same seed), then the tidy tables and the paired comparisons.
 
 
-rule evaluate_model:
+# One rule for every detections file: metrics/models/<strategy>/<config_id>.json from a model's test
+# predictions, metrics/ensembles/<kind>/<size>.json from a fused ensemble (EVALUATED maps them).
+# The metrics file carries the detections' identity; the tables read it from there.
+rule evaluate_detections:
     input:
         dataset=DATASET_INPUT,
-        pred=f"{R}/predictions/test/{{strategy}}/{{config_id}}.json",
+        detections=lambda w: EVALUATED[w.subject],
     output:
-        f"{R}/metrics/models/{{strategy}}/{{config_id}}.json",
+        f"{R}/metrics/{{subject}}.json",
     log:
-        f"{R}/logs/evaluate/models/{{strategy}}/{{config_id}}.log",
+        f"{R}/logs/evaluate/{{subject}}.log",
     benchmark:
-        f"{R}/benchmarks/evaluate/models/{{strategy}}/{{config_id}}.tsv"
+        f"{R}/benchmarks/evaluate/{{subject}}.tsv"
+    wildcard_constraints:
+        subject=EVALUATED_SUBJECT,
     conda:
         ENV
     threads: 1
@@ -22,31 +27,7 @@ rule evaluate_model:
         gt=CONSENSUS,
         args=evaluation_args(),
     shell:
-        "multirater evaluate --gt {params.gt} --pred {input.pred} --out {output}"
-        " {params.args} > {log} 2>&1"
-
-
-rule evaluate_ensemble:
-    input:
-        dataset=DATASET_INPUT,
-        pred=f"{R}/ensembles/{{kind}}/{{size}}/fused.json",
-    output:
-        f"{R}/metrics/ensembles/{{kind}}/{{size}}.json",
-    log:
-        f"{R}/logs/evaluate/ensembles/{{kind}}/{{size}}.log",
-    benchmark:
-        f"{R}/benchmarks/evaluate/ensembles/{{kind}}/{{size}}.tsv"
-    conda:
-        ENV
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    params:
-        gt=CONSENSUS,
-        args=evaluation_args(),
-    shell:
-        "multirater evaluate --gt {params.gt} --pred {input.pred} --out {output}"
+        "multirater evaluate --gt {params.gt} --pred {input.detections} --out {output}"
         " {params.args} > {log} 2>&1"
 
 
@@ -86,8 +67,10 @@ rule tables:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        out_dir=output_folder("metrics"),
     shell:
-        "multirater tables --selection {input.selection} --out-dir $(dirname {output.metrics})"
+        "multirater tables --selection {input.selection} --out-dir {params.out_dir}"
         " --models {input.models} --ensembles {input.ensembles} > {log} 2>&1"
 
 

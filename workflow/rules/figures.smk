@@ -26,9 +26,10 @@ rule figure3:
         runtime=10,
     params:
         size=max(SIZES),
+        stem=output_stem("png"),
     shell:
         "multirater figures reliability --lse {input.lse} --rse {input.rse}"
-        " --size {params.size} --out $(dirname {output.png})/fig3_reliability > {log} 2>&1"
+        " --size {params.size} --out {params.stem} > {log} 2>&1"
 
 
 rule figure4:
@@ -51,9 +52,10 @@ rule figure4:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        stem=output_stem("png"),
     shell:
-        "multirater figures ensemble-size --metrics {input}"
-        " --out $(dirname {output.png})/fig4_ensemble_size > {log} 2>&1"
+        "multirater figures ensemble-size --metrics {input} --out {params.stem} > {log} 2>&1"
 
 
 rule figures:

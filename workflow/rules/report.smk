@@ -1,5 +1,6 @@
 # Stage 7: everything the HTML report shows (figures and tables, each with a caption from
-# workflow/report/). Build it with: snakemake report && snakemake --report results/report.html
+# workflow/report/; the front page is workflow/report/workflow.rst). `make demo` runs the workflow
+# and then writes results/report.html (snakemake --report results/report.html --report-after-run).
 
 
 rule report:

@@ -4,45 +4,26 @@
 # they can be deleted once predicted without triggering any retraining.
 
 
-# One training configuration file per id. Its text is a params value: the file is rewritten (and
-# the model retrained) only when that configuration's own settings change.
-rule training_config:
+# The sweep's files: configs.tsv, pretrain.yaml and one training configuration per id. Each file's
+# text is a params value, so a file is rewritten (and its model retrained) only when its own
+# settings change; one job writing them all (`multirater sweep --config-dir`) would rewrite every
+# file, and retrain every model, whenever any setting changed.
+rule sweep_file:
     output:
-        f"{R}/sweep/configs/{{config_id}}.yaml",
+        report(f"{R}/sweep/{{file}}", caption="../report/sweep.rst", category="Sweep"),
     log:
-        f"{R}/logs/sweep/{{config_id}}.log",
+        f"{R}/logs/sweep/{{file}}.log",
+    benchmark:
+        f"{R}/benchmarks/sweep/{{file}}.tsv"
+    wildcard_constraints:
+        file=r"configs\.tsv|pretrain\.yaml|configs/[0-9a-f]{8}\.yaml",
     params:
-        text=lambda w: TRAINING_CONFIGS[w.config_id],
+        text=lambda w: SWEEP_FILES[w.file],
     run:
         from multirater.core.files import write_text
 
         write_text(output[0], params.text)
-
-
-rule pretrain_config:
-    output:
-        f"{R}/sweep/pretrain.yaml",
-    log:
-        f"{R}/logs/sweep/pretrain.log",
-    params:
-        text=PRETRAIN_CONFIG,
-    run:
-        from multirater.core.files import write_text
-
-        write_text(output[0], params.text)
-
-
-rule sweep_table:
-    output:
-        f"{R}/sweep/configs.tsv",
-    log:
-        f"{R}/logs/sweep/configs.log",
-    params:
-        text=CONFIGS_TSV,
-    run:
-        from multirater.core.files import write_text
-
-        write_text(output[0], params.text)
+        write_text(log[0], f"wrote {output[0]}\n")
 
 
 if BASE_CHECKPOINT is None:
@@ -65,9 +46,10 @@ if BASE_CHECKPOINT is None:
             **TRAIN_RESOURCES,
         params:
             dataset=DATASET,
+            out=output_folder(),
         shell:
             "multirater pretrain --dataset {params.dataset} --splits {input.splits}"
-            " --config {input.config} --out $(dirname {output})"
+            " --config {input.config} --out {params.out}"
             " --device {resources.device} --threads {threads} > {log} 2>&1"
 
 
@@ -78,7 +60,7 @@ rule train:
         config=f"{R}/sweep/configs/{{config_id}}.yaml",
         base=BASE_INPUT,
     output:
-        f"{R}/models/{{strategy}}/{{config_id}}/status.json",
+        f"{MODEL_DIR}/status.json",
     log:
         f"{R}/logs/train/{{strategy}}/{{config_id}}.log",
     benchmark:
@@ -91,9 +73,10 @@ rule train:
     params:
         dataset=DATASET,
         base=BASE,
+        out=output_folder(),
     shell:
         "multirater train --dataset {params.dataset} --splits {input.splits}"
-        " --strategy {wildcards.strategy} --config {input.config} --out $(dirname {output})"
+        " --strategy {wildcards.strategy} --config {input.config} --out {params.out}"
         " --base {params.base} --device {resources.device} --threads {threads}"
         " > {log} 2>&1"
 
@@ -102,7 +85,7 @@ rule predict:
     input:
         dataset=DATASET_INPUT,
         splits=f"{R}/data/splits.json",
-        status=f"{R}/models/{{strategy}}/{{config_id}}/status.json",
+        status=f"{MODEL_DIR}/status.json",
     output:
         f"{R}/predictions/{{split}}/{{strategy}}/{{config_id}}.json",
     log:
@@ -116,8 +99,9 @@ rule predict:
         **PREDICT_RESOURCES,
     params:
         dataset=DATASET,
+        model=input_folder("status"),
     shell:
-        "multirater predict --model $(dirname {input.status}) --dataset {params.dataset}"
+        "multirater predict --model {params.model} --dataset {params.dataset}"
         " --splits {input.splits} --images {wildcards.split} --out {output}"
         " --device {resources.device} --threads {threads}"
         " --batch-size {resources.batch_size} > {log} 2>&1"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from multirater.agreement.statistics import match_pairs
-from multirater.data.dataset import Dataset, load_image
+from multirater.agreement.statistics import NO_SHARED_IMAGES, match_pairs
+from multirater.data.dataset import Dataset
+from multirater.data.images import load_image
 from multirater.figures.style import (
     FULL_WIDTH_IN,
     MATCHED_COLOR,
@@ -15,16 +18,20 @@ from multirater.figures.style import (
     rater_colors,
 )
 
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
 
-def figure_matched_boxes(dataset: Dataset, image_id: int, iou_threshold: float = 0.5):
+
+def figure_matched_boxes(dataset: Dataset, image_id: int, iou_threshold: float = 0.5) -> Figure:
     """Figure 1: one image with the boxes two raters share (IoU >= threshold, drawn as their mean)
-    and the boxes only one of them drew, one colour each. Uses the first two raters."""
+    and the boxes only one of them drew, one colour each. Uses the first two raters who labelled the image."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.patches import Rectangle
 
     apply_style()
-    raters = dataset.rater_names[:2]
+    raters = dataset.raters_of(image_id)[:2]
     colors = rater_colors(len(raters))
     fig, ax = plt.subplots(figsize=(SINGLE_COLUMN_IN, SINGLE_COLUMN_IN + 0.35))
     ax.imshow(load_image(dataset.images[image_id].path), interpolation="nearest")
@@ -57,9 +64,10 @@ def figure_matched_boxes(dataset: Dataset, image_id: int, iou_threshold: float =
     return fig
 
 
-def figure_interrater(counts, f1):
+def figure_interrater(counts: pd.DataFrame, f1: pd.DataFrame) -> Figure:
     """Figure 2: (a) mean objects per image per rater: retained from the pretrained model, added by
-    hand, and total (error bars: std over images); (b) F1 between raters vs IoU threshold (std error bars)."""
+    hand, and total (error bars: std over images); (b) F1 between raters vs IoU threshold (std error
+    bars), and, for raters with a second pass, F1 between their two passes (dashed, the rater's colour)."""
     import matplotlib.pyplot as plt
     import pandas as pd
 
@@ -89,18 +97,35 @@ def figure_interrater(counts, f1):
     for label, kind in zip(ax_a.get_xticklabels(), kinds):
         label.set_color(PROVENANCE_COLORS[{"retained": "pretrained", "added": "manual"}.get(kind, "total")])
 
-    pairs = list(dict.fromkeys(zip(f1["rater_a"], f1["rater_b"])))
-    pair_colors = rater_colors(len(pairs) + 2)[2:] if len(pairs) > 1 else ["#333333"]
-    for k, (a, b) in enumerate(pairs):
-        sub = f1[(f1["rater_a"] == a) & (f1["rater_b"] == b)]
-        ax_b.errorbar(sub["iou"], sub["f1_mean"], yerr=sub["f1_std"], marker="o", markersize=3, capsize=2,
-                      linewidth=1.2, elinewidth=0.8, color=pair_colors[k % len(pair_colors)], label=f"{a} vs {b}")
+    has_intra = _draw_f1_curves(ax_b, f1, dict(zip(raters, colors)))
     ax_b.set_xlabel("IoU threshold")
-    ax_b.set_ylabel("F1 between raters")
+    ax_b.set_ylabel("F1 between raters" + (" / passes" if has_intra else ""))
     ax_b.set_ylim(0, 1.02)
     ax_b.set_xticks(np.round(np.arange(0.1, 0.91, 0.1), 1))
-    ax_b.set_title("b  Inter-rater agreement", loc="left")
-    if pairs:
-        ax_b.legend(frameon=False, loc="lower left")
+    ax_b.set_title("b  Inter- and intra-rater agreement" if has_intra else "b  Inter-rater agreement", loc="left")
     fig.tight_layout()
     return fig
+
+
+def _draw_f1_curves(ax, f1: pd.DataFrame, rater_color: dict[str, str]) -> bool:
+    """F1 vs IoU: one solid curve per pair of raters, one dashed curve per rater with two passes
+    (rows with rater_a == rater_b). Returns whether any intra-rater curve was drawn."""
+    pairs = list(dict.fromkeys(zip(f1["rater_a"], f1["rater_b"])))
+    inter = [(a, b) for a, b in pairs if a != b]
+    intra = [a for a, b in pairs if a == b]
+    pair_colors = rater_colors(len(inter) + 2)[2:] if len(inter) > 1 else ["#333333"]
+    style = {"marker": "o", "markersize": 3, "capsize": 2, "linewidth": 1.2, "elinewidth": 0.8}
+    for k, (a, b) in enumerate(inter):
+        sub = f1[(f1["rater_a"] == a) & (f1["rater_b"] == b)]
+        ax.errorbar(sub["iou"], sub["f1_mean"], yerr=sub["f1_std"], color=pair_colors[k % len(pair_colors)],
+                    label=f"{a} vs {b}", **style)
+    for rater in intra:
+        sub = f1[(f1["rater_a"] == rater) & (f1["rater_b"] == rater)]
+        ax.errorbar(sub["iou"], sub["f1_mean"], yerr=sub["f1_std"], color=rater_color.get(rater, "#777777"),
+                    linestyle="--", label=f"{rater}, pass 1 vs 2", **style)
+    if pairs:
+        ax.legend(frameon=False, loc="lower left")
+    else:  # raters on different images: nothing to draw, and the panel says why
+        ax.text(0.5, 0.5, f"{NO_SHARED_IMAGES}:\nno agreement to measure", ha="center", va="center",
+                transform=ax.transAxes)
+    return bool(intra)

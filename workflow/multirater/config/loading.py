@@ -10,8 +10,8 @@ from typing import Any
 from multirater.core.errors import UserError
 from multirater.core.files import read_yaml
 
-# Sections whose defaults belong to multirater.training.settings: filling them here would override
-# the pretrain job's own defaults and hide which keys the user set.
+# Sections completed per job by multirater.training.settings (from the defaults in the schema):
+# filling them here would override the values pretrain inherits from training.
 _NO_FILL = {"model", "training", "pretrain"}
 
 
@@ -53,9 +53,30 @@ def _key_path(parts: Any) -> str:
     return out or "(top level)"
 
 
+def schema_problem(error: Any, file: str = "config") -> UserError:
+    """One line naming the key for a JSON-schema ``ValidationError`` (instead of the schema dump)."""
+    path = list(error.absolute_path)
+    if error.validator == "additionalProperties":
+        # name the offending key itself, not its parent
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        known = sorted(error.schema.get("properties", {}))
+        return UserError(f"unknown key; known keys here: {known}", file, _key_path(path + extra[:1]))
+    return UserError(error.message, file, _key_path(path))
+
+
 def validate(config: dict[str, Any], schema_path: str | Path, file: str = "config") -> dict[str, Any]:
-    """Defaults applied, then checked against the schema; raises one UserError naming the key."""
+    """Defaults applied, then checked against the schema by Snakemake's own ``validate(config, schema)``;
+    raises one UserError naming the key.
+
+    Snakemake's validator fills defaults too, but it would fill the model/training/pretrain sections,
+    whose defaults belong to the training settings (pretrain inherits training's values), so the
+    defaults come from ``apply_defaults`` and Snakemake only checks.
+    """
     import jsonschema
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate as snakemake_validate
+
+    from multirater.training.settings import check_model_rules  # what the schema cannot say
 
     schema = read_yaml(schema_path)
     if config is None:
@@ -63,29 +84,25 @@ def validate(config: dict[str, Any], schema_path: str | Path, file: str = "confi
     if not isinstance(config, dict):
         raise UserError("must be a mapping", file)
     config = apply_defaults(schema, config)
-    validator = jsonschema.Draft202012Validator(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
-    if error is not None:
-        path = list(error.absolute_path)
-        if error.validator == "additionalProperties":
-            # name the offending key itself, not its parent
-            extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-            known = sorted(error.schema.get("properties", {}))
-            raise UserError(f"unknown key; known keys here: {known}", file, _key_path(path + extra[:1]))
-        raise UserError(error.message, file, _key_path(path))
+    try:
+        snakemake_validate(config, str(schema_path), set_default=False)
+    except WorkflowError as error:
+        cause = error.__context__  # Snakemake wraps the jsonschema error it raised
+        if isinstance(cause, jsonschema.exceptions.ValidationError):
+            raise schema_problem(cause, file) from None
+        raise
+    check_model_rules(config.get("model"), file)
     return config
 
 
 def rater_names(config: dict[str, Any], file: str = "config") -> list[str]:
     """The raters of the configured dataset: synthetic rater1..raterN, or a manifest's ``raters`` keys."""
+    from multirater.data.manifest import read_manifest
+
     manifest = config["dataset"].get("manifest")
     if manifest is None:
         return [f"rater{i + 1}" for i in range(config["dataset"]["synthetic"]["raters"])]
-    data = read_yaml(manifest)
-    raters = data.get("raters") if isinstance(data, dict) else None
-    if not isinstance(raters, dict) or not raters:
-        raise UserError("must map each rater name to its COCO file", manifest, "raters")
-    return [str(r) for r in raters]
+    return list(read_manifest(manifest).rater_files)
 
 
 def check_design(config: dict[str, Any], raters: list[str], n_configs: int, file: str = "config") -> None:
@@ -111,14 +128,44 @@ def check_design(config: dict[str, Any], raters: list[str], n_configs: int, file
                             "(selection.rs)", file, item)
 
 
+def apply_ensemble(config: dict[str, Any], raters: list[str], file: str = "config") -> tuple[str, int]:
+    """(kind, size) of the ensemble the ``apply`` section asks for, checked against the selection;
+    the size defaults to the largest of ``ensembles.sizes``. Checked only when the apply target is built."""
+    apply = config["apply"]
+    if apply["images"] is None:
+        raise UserError("not set; name the folder of new images in a config file "
+                        "(apply: {images: DIR, kind: rse, size: 4})", file, "apply.images")
+    if not Path(apply["images"]).is_dir():
+        raise UserError(f"{apply['images']}: no such folder", file, "apply.images")
+    kind = apply["kind"]
+    size = max(config["ensembles"]["sizes"]) if apply["size"] is None else apply["size"]
+    if kind == "rse" and size % len(raters):
+        raise UserError(f"{size} is not divisible by the number of raters ({len(raters)}: {', '.join(raters)})",
+                        file, "apply.size")
+    key = "ls" if kind == "lse" else "rs"
+    selected = config["selection"][key]
+    per_source = size if kind == "lse" else size // len(raters)
+    if per_source > selected:
+        raise UserError(f"{kind.upper()}_{size} needs {per_source} selected models per source but only {selected} "
+                        f"are selected (selection.{key})", file, "apply.size")
+    return kind, size
+
+
+def check_workflow_config(config: dict[str, Any], file: str = "config") -> tuple[list[str], list[dict[str, Any]]]:
+    """The cross-key rules of a schema-valid config, in one place: the rater names (from the dataset),
+    the sweep's configurations, and that every ensemble can be built from the selected models."""
+    from multirater.training.sweep import expand_sweep
+
+    raters = rater_names(config, file)
+    configs = expand_sweep(config, file)
+    check_design(config, raters, len(configs), file)
+    return raters, configs
+
+
 def load_workflow_config(config: dict[str, Any], schema_path: str | Path,
                          file: str = "config") -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
     """What the Snakefile needs at parse time: the validated config (defaults filled), the rater
     names and the sweep's configurations; any problem is one UserError naming the key."""
-    from multirater.training.sweep import expand_sweep
-
     checked = validate(config, schema_path, file)
-    raters = rater_names(checked, file)
-    configs = expand_sweep(checked, file)
-    check_design(checked, raters, len(configs), file)
+    raters, configs = check_workflow_config(checked, file)
     return checked, raters, configs

@@ -4,6 +4,7 @@ fuse (one ensemble's detections)."""
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -12,17 +13,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--kind", required=True, choices=["lse", "rse"])
     p.add_argument("--size", required=True, type=int)
     p.add_argument("--predictions", required=True,
-                   help="folder of the test detections, <strategy>/<config_id>.json inside")
-    p.add_argument("--out", required=True, help="members.txt to write: one detections file per line")
-    p.add_argument("--sources-out", required=True, help="sources.txt to write: the rater (or ls) of each member")
+                   help="folder of the members' detections, <strategy>/<config_id>.json inside")
+    p.add_argument("--out", required=True,
+                   help="members file (JSON) to write: kind, size, and per member its detections file, "
+                   "strategy, config_id and source")
     p.set_defaults(func=_members)
 
     p = subparsers.add_parser("fuse", help="fuse several models' detections into one ensemble")
-    p.add_argument("preds", nargs="+", metavar="PRED.json", help="detections files, one per model")
+    p.add_argument("preds", nargs="*", metavar="PRED.json",
+                   help="detections files, one per model (or give --members)")
+    p.add_argument("--members", default=None, metavar="MEMBERS.json",
+                   help="members file written by `multirater members`: fuses its members' detections and "
+                   "records the ensemble's identity (kind, size, members) in the output's meta.identity")
     p.add_argument("--out", required=True, help="fused detections file to write")
     p.add_argument("--iou", type=float, default=0.5, help="IoU threshold of complete-linkage grouping (default 0.5)")
     p.add_argument("--sources", nargs="+", default=None, metavar="NAME",
-                   help="one source name per file (e.g. its rater): fused boxes count votes per source")
+                   help="one source name per file (e.g. its rater): fused boxes count votes per source "
+                   "(with --members: taken from the members file)")
     p.add_argument("--score-norm", choices=("ensemble", "group"), default="ensemble",
                    help="divide summed scores by the ensemble size (default; absent models count 0) or the group size")
     p.add_argument("--merge", choices=("mean", "max-score"), default="mean",
@@ -31,26 +38,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _members(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from multirater.selection.members import build_members, write_members
+    from multirater.selection.ranking import read_selection
 
-    from multirater.core.files import write_text
-    from multirater.selection.ranking import ensemble_members, read_selection
-
-    members = ensemble_members(read_selection(args.selection), args.kind, args.size)
-    paths = [str(Path(args.predictions) / strategy / f"{cid}.json") for strategy, cid, _ in members]
-    write_text(args.out, "\n".join(paths) + "\n")
-    write_text(args.sources_out, "\n".join(source for _, _, source in members) + "\n")
-    print(f"wrote {args.out}: {args.kind.upper()}_{args.size} = {len(members)} models")
+    document = build_members(read_selection(args.selection), args.kind, args.size, args.predictions)
+    write_members(args.out, document)
+    print(f"wrote {args.out}: {args.kind.upper()}_{args.size} = {len(document['members'])} models")
     return 0
 
 
-def _fuse(args: argparse.Namespace) -> int:
-    from multirater.io.detections import read_detections, write_detections
-    from multirater.ensembles.fusion import fuse
+def _fuse_inputs(args: argparse.Namespace) -> tuple[list[str], list[str] | None, dict[str, Any] | None]:
+    """(detections files, sources, identity) from --members or from the positional files and --sources."""
+    from multirater.core.errors import UserError
+    from multirater.selection.members import ensemble_identity, read_members
 
-    models = [read_detections(path) for path in args.preds]
-    fused = fuse(models, iou=args.iou, sources=args.sources, score_norm=args.score_norm, merge=args.merge)
-    fused.meta["fusion"]["inputs"] = list(args.preds)
+    if args.members is None:
+        if not args.preds:
+            raise UserError("give the detections files to fuse, or --members", None, "PRED.json")
+        return list(args.preds), args.sources, None
+    if args.preds or args.sources:
+        raise UserError("takes its files and sources from the members file; give no PRED.json or --sources",
+                        None, "--members")
+    document = read_members(args.members)
+    members = document["members"]
+    return [m["detections"] for m in members], [m["source"] for m in members], ensemble_identity(document)
+
+
+def _fuse(args: argparse.Namespace) -> int:
+    from multirater.ensembles.fusion import fuse
+    from multirater.io.detections import read_detections, write_detections
+    from multirater.selection.members import check_member_detections
+
+    paths, sources, identity = _fuse_inputs(args)
+    models = [read_detections(path) for path in paths]
+    if identity is not None:
+        for model, path, member in zip(models, paths, identity["members"]):
+            check_member_detections(member, model.meta, path)
+    fused = fuse(models, iou=args.iou, sources=sources, score_norm=args.score_norm, merge=args.merge)
+    fused.meta["fusion"]["inputs"] = paths
+    # a single model's identity, shared by chance (an ensemble of one), is not the ensemble's
+    fused.meta.pop("identity", None)
+    if identity is not None:
+        fused.meta["identity"] = identity
     write_detections(args.out, fused)
-    print(f"fused {len(args.preds)} files into {len(fused)} detections on {len(fused.image_ids)} images: {args.out}")
+    print(f"fused {len(paths)} files into {len(fused)} detections on {len(fused.image_ids)} images: {args.out}")
     return 0

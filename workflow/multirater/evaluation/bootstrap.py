@@ -63,7 +63,7 @@ def _records(metrics: dict, name: str) -> dict[tuple[str, Any], dict]:
         if not isinstance(rec, dict) or "metric" not in rec or "value" not in rec:
             raise UserError("needs 'metric' and 'value'", name, f"metrics[{i}]")
         if not isinstance(rec.get("values"), list) or not rec["values"]:
-            raise UserError("has no bootstrap 'values' (evaluate with --bootstrap > 0)", name, f"metrics[{i}]")
+            raise UserError("has no bootstrap 'values' (evaluated without bootstrap resamples)", name, f"metrics[{i}]")
         out[(rec["metric"], rec.get("iou"))] = rec
     return out
 

@@ -9,6 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from multirater.core.errors import UserError
+from multirater.evaluation.settings import DECE_FEATURES, DECE_REFERENCE_DRAWS, MATCHINGS, settings_problem
+
+# The command line's name of each evaluation setting, so that a problem names the flag the user typed.
+FLAGS = {"iou_thresholds": "--iou", "bins": "--bins", "matching": "--matching", "max_dets": "--max-dets",
+         "bootstrap": "--bootstrap", "dece_features": "--dece-features",
+         "dece_reference_draws": "--dece-reference-draws"}
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("evaluate", help="mAP, AP50, AP75, mAR, D-ECE and reliability data, with bootstrap")
@@ -18,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--iou", type=float, nargs="+", default=[0.5, 0.75],
                    help="IoU thresholds of D-ECE (default 0.5 0.75)")
     p.add_argument("--bins", type=int, default=10, help="confidence bins of D-ECE (default 10)")
-    p.add_argument("--matching", choices=("greedy", "hungarian"), default="greedy",
+    p.add_argument("--matching", choices=MATCHINGS, default="greedy",
                    help="matching for D-ECE and reliability: greedy = COCO's rule (default), "
                    "hungarian = max total IoU")
     p.add_argument("--max-dets", type=int, default=100,
@@ -27,8 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="bootstrap resamples of the test images (default 100; 0 = none)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the resamples (default 0; same seed = paired resamples)")
-    p.add_argument("--dece-features", nargs="*", default=[], choices=("cx", "cy", "w", "h"),
+    p.add_argument("--dece-features", nargs="*", default=[], choices=DECE_FEATURES,
                    help="multivariate D-ECE: also bin by relative box centre/size")
+    p.add_argument("--dece-reference-draws", type=int, default=DECE_REFERENCE_DRAWS,
+                   help="draws of the D-ECE a perfectly calibrated detector with the same scores would show "
+                   f"here (mean and 95%% range; seeded by --seed; default {DECE_REFERENCE_DRAWS}; 0 = none)")
     p.set_defaults(func=_evaluate)
 
     p = subparsers.add_parser("compare", help="paired bootstrap comparison of two metrics files (A - B)")
@@ -39,32 +50,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("tables", help="metrics.csv, Table 1, significance and LSE vs RSE tables")
     p.add_argument("--selection", required=True, help="selection.csv")
-    p.add_argument("--models", nargs="*", default=[], help="single models' metrics: .../<strategy>/<config_id>.json")
-    p.add_argument("--ensembles", nargs="*", default=[], help="ensembles' metrics: .../<lse|rse>/<size>.json")
+    p.add_argument("--models", nargs="*", default=[], help="single models' metrics files (identity: strategy, config_id)")
+    p.add_argument("--ensembles", nargs="*", default=[], help="ensembles' metrics files (identity: kind, size, members)")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=_tables)
 
 
-def _evaluate(args: argparse.Namespace) -> int:
-    from multirater.io.detections import read_detections
-    from multirater.core.files import read_json, write_json
-    from multirater.evaluation.metrics import evaluate
+def evaluation_settings(args: argparse.Namespace) -> dict:
+    """The evaluation settings given by ``multirater evaluate``'s flags."""
+    return {"iou_thresholds": tuple(args.iou), "bins": args.bins, "matching": args.matching,
+            "max_dets": args.max_dets, "bootstrap": args.bootstrap, "dece_features": tuple(args.dece_features),
+            "dece_reference_draws": args.dece_reference_draws}
 
+
+def check_evaluate_flags(args: argparse.Namespace) -> None:
+    """Raise a UserError naming the first flag of ``multirater evaluate`` whose value is out of range."""
+    found = settings_problem(**evaluation_settings(args))
+    if found:
+        raise UserError(f"{FLAGS[found[0]]} {found[1]}")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from multirater.core.files import read_json, write_json
+    from multirater.evaluation.evaluate import evaluate
+    from multirater.io.detections import read_detections
+
+    check_evaluate_flags(args)
     gt = read_json(args.gt)
     detections = read_detections(args.pred)
-    result = evaluate(
-        gt,
-        detections,
-        iou_thresholds=tuple(args.iou),
-        bins=args.bins,
-        matching=args.matching,
-        max_dets=args.max_dets,
-        bootstrap=args.bootstrap,
-        seed=args.seed,
-        dece_features=tuple(args.dece_features),
-        gt_name=args.gt,
-        pred_name=args.pred,
-    )
+    result = evaluate(gt, detections, seed=args.seed, gt_name=args.gt, pred_name=args.pred,
+                      **evaluation_settings(args))
     write_json(args.out, result)
     summary = ", ".join(
         f"{r['metric']}{'' if r['iou'] is None else '@' + format(r['iou'], 'g')}={r['value']:.4f}"

@@ -2,8 +2,9 @@
 
 Metrics files come from ``multirater evaluate`` (docs/file-contracts.md); their bootstrap ``values``
 are paired across files (same seed, same resampled images), so differences are taken per resample.
-A file's identity comes from its place in the workflow's layout:
-``metrics/models/<strategy>/<config_id>.json`` and ``metrics/ensembles/<kind>/<size>.json``.
+A file's identity is its own top-level ``identity`` (copied by ``evaluate`` from the detections'
+``meta.identity``): ``{strategy, config_id}`` for a single model, ``{kind, size, members}`` for an
+ensemble. Where the file lies does not matter.
 """
 
 from __future__ import annotations
@@ -48,18 +49,43 @@ def bootstrap_values(data: dict[str, Any], key: tuple[str, float | None]) -> np.
     return None
 
 
-def model_identity(path: str | Path) -> tuple[str, str]:
-    """(strategy, config_id) of ``.../<strategy>/<config_id>.json``."""
-    path = Path(path)
-    return path.parent.name, path.stem
+def _identity(data: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    identity = data.get("identity")
+    if not isinstance(identity, dict):
+        raise UserError("has no 'identity' (which model or ensemble it measures); evaluate detections that carry "
+                        "meta.identity (a model's predictions, or an ensemble fused from its members file)",
+                        path, "identity")
+    return identity
 
 
-def ensemble_identity(path: str | Path) -> tuple[str, int]:
-    """(kind, size) of ``.../<kind>/<size>.json``."""
-    path = Path(path)
-    if path.parent.name not in ("lse", "rse") or not path.stem.isdigit():
-        raise UserError("ensemble metrics must be named <lse|rse>/<size>.json", path)
-    return path.parent.name, int(path.stem)
+def model_key(data: dict[str, Any], path: str | Path) -> tuple[str, str]:
+    """(strategy, config_id) of a single model's metrics file, from its ``identity``."""
+    identity = _identity(data, path)
+    strategy, cid = identity.get("strategy"), identity.get("config_id")
+    if not isinstance(strategy, str) or not isinstance(cid, str):
+        raise UserError(f"must name a single model's 'strategy' and 'config_id', got {identity}", path, "identity")
+    return strategy, cid
+
+
+def ensemble_key(data: dict[str, Any], path: str | Path) -> tuple[str, int]:
+    """(kind, size) of an ensemble's metrics file, from its ``identity``."""
+    identity = _identity(data, path)
+    kind, size = identity.get("kind"), identity.get("size")
+    if kind not in ("lse", "rse") or isinstance(size, bool) or not isinstance(size, int):
+        raise UserError(f"must name an ensemble's 'kind' (lse or rse) and 'size', got {identity}", path, "identity")
+    return kind, size
+
+
+def _by_identity(files: list[str | Path], identify: Any) -> dict[tuple, dict[str, Any]]:
+    """Metrics files keyed by their identity; two files measuring the same model or ensemble are an error."""
+    out: dict[tuple, dict[str, Any]] = {}
+    for path in files:
+        data = read_metrics(path)
+        key = identify(data, path)
+        if key in out:
+            raise UserError(f"measures {'/'.join(map(str, key))}, as another metrics file does", path, "identity")
+        out[key] = data
+    return out
 
 
 def _num(value: Any) -> float:
@@ -210,8 +236,8 @@ def write_tables(selection_path: str | Path, model_files: list[str | Path], ense
     from multirater.selection.ranking import read_selection
 
     rows = read_selection(selection_path)
-    models = {model_identity(p): read_metrics(p) for p in model_files}
-    ensembles = {ensemble_identity(p): read_metrics(p) for p in ensemble_files}
+    models = _by_identity(model_files, model_key)
+    ensembles = _by_identity(ensemble_files, ensemble_key)
     chosen = {(r["strategy"], r["config_id"]) for r in rows if r["selected"]}
     missing = sorted(chosen - set(models))
     if missing:

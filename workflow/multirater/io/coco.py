@@ -27,8 +27,10 @@ def bbox_problem(bbox: Any, *, empty_ok: bool) -> str | None:
     ``empty_ok``: a zero width or height is allowed (predictions and ground truth may be
     degenerate); labels of a dataset must have positive width and height.
     """
-    if not isinstance(bbox, list) or len(bbox) != 4 or not all(is_number(v) for v in bbox):
+    if not isinstance(bbox, list) or len(bbox) != 4:
         return f"bbox must be 4 finite numbers [x, y, w, h], got {bbox!r}"
+    if not all(is_number(v) for v in bbox):
+        return f"bbox must be 4 finite numbers [x, y, w, h], got a non-numeric or non-finite coordinate in {bbox!r}"
     w, h = bbox[2], bbox[3]
     if empty_ok and (w < 0 or h < 0):
         return f"bbox has negative width or height: {bbox!r}"
@@ -40,9 +42,16 @@ def bbox_problem(bbox: Any, *, empty_ok: bool) -> str | None:
 def outside_problem(bbox: list[float], image: dict[str, Any], tolerance: float = OUTSIDE_TOLERANCE_PX) -> str | None:
     """A valid box that lies outside its image (``{id, width, height}``) by more than ``tolerance`` px."""
     x, y, w, h = bbox
-    if x < -tolerance or y < -tolerance or x + w > image["width"] + tolerance or y + h > image["height"] + tolerance:
+    if lies_outside(x, y, x + w, y + h, image["width"], image["height"], tolerance):
         return (
             f"bbox {bbox} lies outside image {image['id']} "
             f"({image['width']}x{image['height']} px) by more than {tolerance:g} px"
         )
     return None
+
+
+def lies_outside(
+    x1: float, y1: float, x2: float, y2: float, width: int, height: int, tolerance: float = OUTSIDE_TOLERANCE_PX
+) -> bool:
+    """Whether corners ``(x1, y1, x2, y2)`` reach beyond a ``width`` x ``height`` image by more than ``tolerance``."""
+    return x1 < -tolerance or y1 < -tolerance or x2 > width + tolerance or y2 > height + tolerance

@@ -1,5 +1,6 @@
-"""Detector training: settings (torch-free), label choice, augmentation, schedule, checkpoints, the loop.
+"""Detector training: settings (torch-free, from the workflow schema), the sweep, label choice,
+augmentation, schedule, checkpoints, the loop (loop.run_training) and prediction.
 
-Import the pieces from their modules (``multirater.training.loop.train``); this package imports no torch
-itself, so ``multirater.training.settings`` stays cheap for the sweep and the Snakefile.
+Import the pieces from their modules; this package imports no torch itself, so ``settings`` and
+``sweep`` stay cheap for the Snakefile.
 """

@@ -13,6 +13,7 @@ from torchvision.transforms import v2
 
 
 def hflip(image: torch.Tensor, target: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Mirror left-right, boxes and masks with the pixels."""
     width = image.shape[-1]
     boxes = target["boxes"][:, [2, 1, 0, 3]] * torch.tensor([-1.0, 1.0, -1.0, 1.0]) + torch.tensor([width, 0.0, width, 0.0])
     out = {**target, "boxes": boxes}
@@ -22,6 +23,7 @@ def hflip(image: torch.Tensor, target: dict[str, torch.Tensor]) -> tuple[torch.T
 
 
 def vflip(image: torch.Tensor, target: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Mirror top-bottom, boxes and masks with the pixels."""
     height = image.shape[-2]
     boxes = target["boxes"][:, [0, 3, 2, 1]] * torch.tensor([1.0, -1.0, 1.0, -1.0]) + torch.tensor([0.0, height, 0.0, height])
     out = {**target, "boxes": boxes}

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from multirater.core.errors import UserError
+
+if TYPE_CHECKING:
+    from multirater.training.labels import Strategy
+
+SPLIT_NAMES = ("train", "val", "test")
 
 
 def _positive_int(text: str) -> int:
@@ -21,6 +28,7 @@ def _add_device(p: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: Any) -> None:
+    """Add ``sweep``, ``pretrain``, ``train`` and ``predict`` to the ``multirater`` command line."""
     p = subparsers.add_parser("sweep", help="expand the hyperparameter space into configs.tsv (+ one config file per id)")
     p.add_argument("--config", required=True, help="workflow config YAML (sections model, training, pretrain, sweep)")
     p.add_argument("--out", required=True, help="configs.tsv to write")
@@ -60,20 +68,38 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _setup(args: argparse.Namespace) -> Any:
-    import torch
+def parse_strategy(token: str, rater_names: list[str]) -> "Strategy":
+    """The --strategy value: ``ls``, ``union``, ``rs-<rater>`` or ``rs:<rater>``, for a rater of the dataset."""
+    from multirater.training.labels import Strategy
 
-    from multirater.training.loop import resolve_device
+    if token in ("ls", "union"):
+        return Strategy(token)
+    for prefix in ("rs-", "rs:"):
+        if token.startswith(prefix):
+            rater = token[len(prefix):]
+            if rater not in rater_names:
+                raise UserError(f"unknown rater {rater!r}; the dataset's raters are {rater_names}", None, "--strategy")
+            return Strategy("rs", rater)
+    raise UserError(f"must be 'ls' or 'rs-<rater>' (raters: {rater_names}), got {token!r}", None, "--strategy")
+
+
+def _setup(args: argparse.Namespace) -> Any:
+    """Torch's CPU threads, and the --device to run on."""
+    import torch
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    return resolve_device(args.device)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("no CUDA device is available", None, "--device")
+    if args.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(args.device)
 
 
 def _train(args: argparse.Namespace) -> int:
     from multirater.data.dataset import load_dataset
-    from multirater.training.labels import parse_strategy
-    from multirater.training.loop import read_splits, run_training
+    from multirater.training.inputs import read_splits
+    from multirater.training.loop import run_training
     from multirater.training.settings import read_training_config
 
     config = read_training_config(args.config)
@@ -86,16 +112,24 @@ def _train(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from multirater.data.dataset import load_dataset
-    from multirater.training.prediction import image_list, predict
-    from multirater.training.loop import read_splits
+    from multirater.training.inputs import read_splits
+    from multirater.training.prediction import folder_images, predict, split_images
 
     dataset = load_dataset(args.dataset) if args.dataset else None
     splits = read_splits(args.splits, dataset) if (args.splits and dataset is not None) else None
-    image_ids, paths = image_list(args.images, dataset, splits)
-    device = _setup(args)
     meta = {"images": args.images}
-    if args.images not in ("val", "test", "train"):  # a folder: say which file each id is
-        meta["file_names"] = {str(i): paths[i].name for i in image_ids}
+    if args.images in SPLIT_NAMES:
+        if dataset is None or splits is None:
+            raise UserError(f"--images {args.images} needs --dataset and --splits", None, "--images")
+        image_ids, paths = split_images(args.images, dataset, splits)
+    else:
+        try:
+            image_ids, paths = folder_images(args.images, dataset)
+        except UserError as exc:  # name the option too: it may be a misspelt split
+            raise UserError(f"must be {', '.join(SPLIT_NAMES)} or a folder of images: {exc.problem}", exc.file,
+                            "--images") from None
+        meta["file_names"] = {str(i): paths[i].name for i in image_ids}  # say which file each id is
+    device = _setup(args)
     dets = predict(args.model, image_ids, paths, args.out, device, args.batch_size, meta)
     print(f"{len(dets)} detection(s) on {len(image_ids)} image(s) -> {args.out}")
     return 0

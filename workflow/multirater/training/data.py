@@ -8,6 +8,8 @@ import numpy as np
 import torch
 
 from multirater.data.dataset import Dataset, load_image
+from multirater.training.coverage import RaterCoverage
+from multirater.training.tiling import Window, crop_boxes, shift_polygons
 
 
 class LabelMap:
@@ -19,19 +21,23 @@ class LabelMap:
 
     @property
     def num_classes(self) -> int:
+        """Categories plus the background."""
         return len(self.category_ids) + 1
 
     def labels(self, category_ids: np.ndarray) -> np.ndarray:
+        """COCO category ids -> the detector's labels."""
         return np.asarray([self._to_label[int(c)] for c in category_ids], dtype=np.int64)
 
     def categories(self, labels: np.ndarray) -> np.ndarray:
+        """The detector's labels -> COCO category ids."""
         lut = np.asarray([0, *self.category_ids], dtype=np.int64)
         return lut[np.asarray(labels, dtype=np.int64)]
 
 
-def dataset_has_masks(dataset: Dataset, sources: list[str], image_ids: list[int]) -> bool:
-    """True when every annotation of these images carries a polygon segmentation."""
-    anns = [a for s in sources for i in image_ids for a in dataset.annotations(s, i)]
+def dataset_has_masks(dataset: Dataset, coverage: RaterCoverage, image_ids: list[int]) -> bool:
+    """True when every annotation of these images, by whoever labelled them, carries a polygon segmentation."""
+    anns = [a for r in coverage.rater_names for i in image_ids if coverage.labelled(r, i)
+            for a in dataset.annotations(r, i)]
     return bool(anns) and all(a.get("segmentation") for a in anns)
 
 
@@ -50,6 +56,21 @@ class ImageCache:
     def _expand(stored: torch.Tensor) -> torch.Tensor:
         image = stored.float() / 255.0 if stored.dtype == torch.uint8 else stored
         return image.expand(3, -1, -1).contiguous() if image.shape[0] == 1 else image
+
+    def region(self, image_id: int, window: Window | None) -> torch.Tensor:
+        """The pixels of ``window`` (x0, y0, x1, y1) of an image; the whole image when None."""
+        if window is None:
+            return self[image_id]
+        if image_id not in self._stored:
+            self[image_id]  # decode and store it
+        x0, y0, x1, y1 = window
+        return self._expand(self._stored[image_id][:, y0:y1, x0:x1])
+
+    def size(self, image_id: int) -> tuple[int, int]:
+        """(width, height) of a decoded image."""
+        if image_id not in self._stored:
+            self[image_id]
+        return int(self._stored[image_id].shape[2]), int(self._stored[image_id].shape[1])
 
     def __getitem__(self, image_id: int) -> torch.Tensor:
         stored = self._stored.get(image_id)
@@ -90,16 +111,25 @@ class Targets:
             }
         return self._cache[key]
 
-    def get(self, sources: list[str], image_id: int) -> dict[str, torch.Tensor]:
+    def get(self, sources: list[str], image_id: int, window: Window | None = None,
+            min_visible: float = 0.5) -> dict[str, torch.Tensor]:
+        """The target of an image: the boxes (and masks) of these sources together; of a training
+        crop ``window`` when one is given (boxes cut by it kept by the ``min_visible`` rule of
+        :mod:`multirater.training.tiling`)."""
         parts = [self._one(s, image_id) for s in sources]
         target = {
             "boxes": torch.cat([p["boxes"] for p in parts]) if len(parts) > 1 else parts[0]["boxes"],
             "labels": torch.cat([p["labels"] for p in parts]) if len(parts) > 1 else parts[0]["labels"],
         }
+        segs = [s for p in parts for s in p["segmentations"]] if self.masks else []
+        if window is not None:
+            keep, target["boxes"] = crop_boxes(target["boxes"], window, min_visible)
+            target["labels"] = target["labels"][keep]
+            segs = [s for s, k in zip(segs, keep.tolist()) if k]
         if self.masks:
             record = self.dataset.images[image_id]
-            segs = [s for p in parts for s in p["segmentations"]]
-            target["masks"] = polygons_to_masks(segs, record.height, record.width)
+            target["masks"] = (polygons_to_masks(segs, record.height, record.width) if window is None
+                               else window_masks(segs, window, record.height, record.width))
         return target
 
 
@@ -112,3 +142,20 @@ def polygons_to_masks(segmentations: list[Any], height: int, width: int) -> torc
         rles = mask_utils.frPyObjects(seg, height, width)
         out[i] = mask_utils.decode(mask_utils.merge(rles if isinstance(rles, list) else [rles]))
     return torch.from_numpy(out)
+
+
+def window_masks(segmentations: list[Any], window: Window, height: int, width: int) -> torch.Tensor:
+    """The masks of a crop ``window`` of a ``height`` x ``width`` image, (N, h, w) uint8.
+
+    Polygons are moved into the crop and rasterised there, without the whole image's canvas (the
+    outline may differ by a pixel from a crop of the whole image's raster); RLE masks are decoded
+    whole and cropped.
+    """
+    x0, y0, x1, y1 = window
+    out = torch.zeros((len(segmentations), y1 - y0, x1 - x0), dtype=torch.uint8)
+    for i, seg in enumerate(segmentations):
+        if isinstance(seg, list):
+            out[i] = polygons_to_masks([shift_polygons(seg, -x0, -y0)], y1 - y0, x1 - x0)[0]
+        else:
+            out[i] = polygons_to_masks([seg], height, width)[0, y0:y1, x0:x1]
+    return out

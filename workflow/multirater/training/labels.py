@@ -1,10 +1,13 @@
 """Whose labels a model learns from and is validated on: label sampling (LS), rater-specific (RS), union.
 
-- ``ls``: every time an image is drawn for an epoch, one rater's annotation set is chosen at random
-  from a generator seeded with (seed, epoch, image id): a resumed run replays the same choices.
-  Validated on every validation image once per rater.
-- ``rs-<rater>`` (or ``rs:<rater>``): that rater's annotations only, validated on them.
-- ``union`` (the ``pretrain`` job): all raters' boxes of an image together, validated like LS.
+Raters may label different images; each strategy uses only the labels that exist:
+
+- ``ls``: every time an image is drawn for an epoch, one of the raters *who labelled that image* is
+  chosen at random from a generator seeded with (seed, epoch, image id): a resumed run replays the
+  same choices, and where every rater labelled the image the choice is the one among all raters.
+  Validated against each rater on the validation images that rater labelled.
+- ``rs-<rater>``: trained on that rater's training images, validated on that rater's validation images.
+- ``union`` (the ``pretrain`` job): the boxes of everyone who labelled the image together, validated like LS.
 """
 
 from __future__ import annotations
@@ -13,11 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from multirater.core.errors import UserError
-
 
 @dataclass(frozen=True)
 class Strategy:
+    """Whose labels a model learns from (``kind``: ls, rs or union; ``rater`` for rs)."""
+
     kind: str  # "ls" | "rs" | "union"
     rater: str | None = None
 
@@ -27,35 +30,27 @@ class Strategy:
         return f"rs-{self.rater}" if self.kind == "rs" else self.kind
 
 
-def parse_strategy(token: str, rater_names: list[str]) -> Strategy:
-    """``ls``, ``union``, ``rs-<rater>`` or ``rs:<rater>``; the rater must be in the dataset."""
-    if token in ("ls", "union"):
-        return Strategy(token)
-    for prefix in ("rs-", "rs:"):
-        if token.startswith(prefix):
-            rater = token[len(prefix):]
-            if rater not in rater_names:
-                raise UserError(f"unknown rater {rater!r}; the dataset's raters are {rater_names}", None, "--strategy")
-            return Strategy("rs", rater)
-    raise UserError(f"must be 'ls' or 'rs-<rater>' (raters: {rater_names}), got {token!r}", None, "--strategy")
-
-
 def sampled_rater(seed: int, epoch: int, image_id: int, n_raters: int) -> int:
-    """Index of the rater whose labels image ``image_id`` gets in ``epoch`` (label sampling)."""
+    """Index of the rater whose labels image ``image_id`` gets in ``epoch`` (label sampling), among
+    the ``n_raters`` who labelled it."""
     return int(np.random.default_rng([seed, epoch, image_id]).integers(n_raters))
 
 
-def training_sources(strategy: Strategy, rater_names: list[str], seed: int, epoch: int, image_id: int) -> list[str]:
-    """The annotation sources whose boxes (together) form an image's target in this epoch."""
+def training_sources(strategy: Strategy, image_raters: list[str], seed: int, epoch: int, image_id: int) -> list[str]:
+    """The annotation sources whose boxes (together) form an image's target in this epoch.
+
+    ``image_raters``: the raters who labelled the image, in the dataset's rater order.
+    """
     if strategy.kind == "rs":
         return [strategy.rater]
     if strategy.kind == "union":
-        return list(rater_names)
-    return [rater_names[sampled_rater(seed, epoch, image_id, len(rater_names))]]
+        return list(image_raters)
+    return [image_raters[sampled_rater(seed, epoch, image_id, len(image_raters))]]
 
 
 def validation_sources(strategy: Strategy, rater_names: list[str]) -> list[str]:
-    """Each validation image is scored once against each of these sources' labels."""
+    """Each validation image is scored once against each of these sources' labels (where that
+    source labelled it)."""
     return [strategy.rater] if strategy.kind == "rs" else list(rater_names)
 
 

@@ -20,8 +20,8 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 
 from multirater.core.errors import UserError
+from multirater.training.checkpoints import CHECKPOINT_FORMAT, read_checkpoint
 
-CHECKPOINT_FORMAT = "multirater-checkpoint"
 # Shown in a mismatch error; more would drown the message.
 MAX_LISTED = 8
 
@@ -95,6 +95,7 @@ def build_model(settings: dict[str, Any], num_classes: int, masks: bool) -> nn.M
 
 
 def is_mask_model(name: str) -> bool:
+    """True for the Mask R-CNN architectures (goat included)."""
     return name.startswith("maskrcnn_") or name == "goat"
 
 
@@ -106,18 +107,8 @@ def drop_mask_branch(model: nn.Module) -> None:
 
 
 def has_mask_branch(model: nn.Module) -> bool:
+    """True when the model predicts masks (a Mask R-CNN whose mask branch was kept)."""
     return getattr(model.roi_heads, "mask_roi_pool", None) is not None
-
-
-def read_checkpoint(path: str | Path) -> Any:
-    """Load a checkpoint file onto the CPU; a missing or unreadable file is a UserError."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError("checkpoint file not found", path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated file, not a torch file, pickled code objects ...
-        raise UserError(f"cannot read checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})", path) from None
 
 
 def extract_state_dict(obj: Any, path: str | Path) -> dict[str, torch.Tensor]:

@@ -2,21 +2,29 @@
 
 A model whose ``status.json`` is not ``ok`` gets an empty detections file (all images listed,
 ``meta.status`` set), so downstream rules still find their inputs and selection skips it.
+Either way ``meta.identity`` says which model it is: ``{"strategy", "config_id"}``.
+A model trained with ``model.tile_size`` predicts images larger than the tile in overlapping windows,
+each object once (:mod:`multirater.training.tiling`), reading one window at a time where the file
+allows (:mod:`multirater.training.image_windows`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from multirater.data.dataset import IMAGE_SUFFIXES, Dataset
-from multirater.io.detections import Detections, write_detections
 from multirater.core.errors import UserError
 from multirater.core.files import read_json
-from multirater.training.models import build_model, read_checkpoint
+from multirater.data.dataset import IMAGE_SUFFIXES, Dataset, load_image
+from multirater.io.detections import Detections, write_detections
+from multirater.training.checkpoints import read_checkpoint
+from multirater.training.image_windows import open_windows
+from multirater.training.models import build_model
+from multirater.training.tiling import Window, detect_tiled
 
 
 @torch.no_grad()
@@ -35,7 +43,35 @@ def detect(
     return out
 
 
+def detect_large(model: torch.nn.Module, read_window: Callable[[Window], torch.Tensor], width: int, height: int,
+                 model_settings: dict[str, Any], batch_size: int, device: torch.device,
+                 amp: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(boxes xyxy, scores, labels) of one image predicted in overlapping windows of
+    ``model_settings['tile_size']`` (:mod:`multirater.training.tiling`), ``batch_size`` windows at a time."""
+    return detect_tiled(lambda windows: detect(model, windows, batch_size, device, amp), read_window, width, height,
+                        model_settings["tile_size"], model_settings["tile_overlap"], batch_size)
+
+
+def _detect_files(model: torch.nn.Module, model_settings: dict[str, Any], chunk: list[int], paths: dict[int, Path],
+                  batch_size: int, device: torch.device, amp: bool) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Detections on a batch of image files: whole images, or window by window when tiling is on
+    (memory then bounded by ``batch_size`` windows where the file format allows, see image_windows)."""
+    if model_settings.get("tile_size") is None:
+        images = [torch.from_numpy(np.ascontiguousarray(load_image(paths[i]).transpose(2, 0, 1))) for i in chunk]
+        return detect(model, images, batch_size, device, amp)
+    found = []
+    for image_id in chunk:
+        reader = open_windows(paths[image_id])
+        try:
+            found.append(detect_large(model, reader.read, reader.width, reader.height, model_settings, batch_size,
+                                      device, amp))
+        finally:
+            reader.close()
+    return found
+
+
 def to_xywh(xyxy: np.ndarray) -> np.ndarray:
+    """Boxes (x1, y1, x2, y2) -> COCO (x, y, w, h), float64."""
     xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
     return np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
 
@@ -54,20 +90,21 @@ def load_trained_model(path: str | Path, device: torch.device) -> tuple[torch.nn
     return model.to(device).eval(), meta
 
 
-def image_list(spec: str, dataset: Dataset | None, splits: dict[str, Any] | None) -> tuple[list[int], dict[int, Path]]:
-    """Image ids and paths for ``val``, ``test`` (from splits.json) or a folder of images."""
-    if spec in ("val", "test", "train"):
-        if dataset is None or splits is None:
-            raise UserError(f"--images {spec} needs --dataset and --splits", None, "--images")
-        ids = [int(i) for i in splits[spec]]
-        return ids, {i: dataset.images[i].path for i in ids}
-    folder = Path(spec)
+def split_images(split: str, dataset: Dataset, splits: dict[str, Any]) -> tuple[list[int], dict[int, Path]]:
+    """Image ids and paths of one split (``train``, ``val``, ``test``) of splits.json."""
+    ids = [int(i) for i in splits[split]]
+    return ids, {i: dataset.images[i].path for i in ids}
+
+
+def folder_images(folder: str | Path, dataset: Dataset | None) -> tuple[list[int], dict[int, Path]]:
+    """Image ids and paths of a folder of images: those the dataset knows keep their ids, the others
+    are numbered after the dataset's (by file name)."""
+    folder = Path(folder)
     if not folder.is_dir():
-        raise UserError("must be val, test or a folder of images; no such folder", folder, "--images")
+        raise UserError("no such folder of images", folder)
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise UserError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in this folder", folder, "--images")
-    # Images the dataset knows keep their ids; others are numbered after the dataset's.
+        raise UserError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in this folder", folder)
     known = {rec.path.resolve(): rec.id for rec in dataset.images.values()} if dataset is not None else {}
     next_id = max(known.values(), default=0) + 1
     paths: dict[int, Path] = {}
@@ -88,9 +125,8 @@ def predict(
     batch_size: int = 4,
     extra_meta: dict[str, Any] | None = None,
 ) -> Detections:
-    """Predict every image and write the detections file ``out``."""
-    from multirater.data.dataset import load_image
-
+    """Predict every image and write the detections file ``out`` (in overlapping windows when the
+    model was trained with ``model.tile_size``)."""
     model_dir = Path(model_dir)
     status = read_json(model_dir / "status.json")
     if not isinstance(status, dict) or "status" not in status:
@@ -100,6 +136,7 @@ def predict(
         "strategy": status.get("strategy"),
         "config_id": status.get("config_id"),
         "status": status["status"],
+        "identity": {"strategy": status.get("strategy"), "config_id": status.get("config_id")},
         **(extra_meta or {}),
     }
     if status["status"] != "ok":
@@ -111,10 +148,11 @@ def predict(
     category_ids = np.asarray([0, *ckpt_meta["category_ids"]], dtype=np.int64)
     columns: dict[str, list[np.ndarray]] = {"image_id": [], "category_id": [], "boxes": [], "scores": []}
     amp = device.type == "cuda"
+    model_settings = ckpt_meta["model_settings"]
     for start in range(0, len(image_ids), batch_size):
         chunk = image_ids[start:start + batch_size]
-        images = [torch.from_numpy(np.ascontiguousarray(load_image(paths[i]).transpose(2, 0, 1))) for i in chunk]
-        for image_id, (boxes, scores, labels) in zip(chunk, detect(model, images, batch_size, device, amp)):
+        for image_id, (boxes, scores, labels) in zip(chunk, _detect_files(model, model_settings, chunk, paths,
+                                                                          batch_size, device, amp)):
             columns["image_id"].append(np.full(len(scores), image_id, dtype=np.int64))
             columns["category_id"].append(category_ids[labels.astype(np.int64)])
             columns["boxes"].append(to_xywh(boxes))

@@ -11,6 +11,8 @@ from typing import Any
 
 
 class LearningRate:
+    """The rate of every step of a run, from the training settings and the epoch length."""
+
     def __init__(self, settings: dict[str, Any], steps_per_epoch: int) -> None:
         self.base = settings["lr"]
         self.schedule = settings["schedule"]
@@ -49,9 +51,11 @@ class LearningRate:
                 self.bad_epochs = 0
 
     def state_dict(self) -> dict[str, float]:
+        """The reduce-on-plateau state (for last.pt)."""
         return {"scale": self.scale, "best": self.best, "bad_epochs": self.bad_epochs}
 
     def load_state_dict(self, state: dict[str, float]) -> None:
+        """Restore what :meth:`state_dict` saved."""
         self.scale = float(state["scale"])
         self.best = float(state["best"])
         self.bad_epochs = int(state["bad_epochs"])

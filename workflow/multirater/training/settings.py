@@ -1,156 +1,139 @@
-"""Training and model settings: every key, its default, and validation (no torch here).
+"""Model and training settings, as the workflow schema defines them (no torch here).
 
-A training configuration file is ``{model: {...}, training: {...}, config_id: ...}``; missing keys take the
-defaults below, unknown keys and wrong values are one clear error naming the file and the key.
+Every setting, its type, range and default is written once, in ``multirater/config/schema.yaml``
+(``definitions.model``, ``definitions.training``; a job's configuration file is
+``definitions.training_job``). This module checks values against those definitions and completes
+them with their defaults; it has no table of its own.
+
+Checking and completing are separate on purpose: each entry point checks once (the workflow at
+parse time, ``multirater sweep`` and ``multirater train --config`` when they read their file), and
+everything after that only completes.
 """
 
 from __future__ import annotations
 
-import math
+import copy
+import functools
 from pathlib import Path
 from typing import Any
 
+from multirater.config import SCHEMA_PATH
 from multirater.core.errors import UserError
 from multirater.core.files import read_yaml
 
-MODEL_NAMES = (
-    "tiny",
-    "resnet18_fpn",
-    "resnet34_fpn",
-    "resnet50_fpn",
-    "maskrcnn_resnet18_fpn",
-    "maskrcnn_resnet34_fpn",
-    "maskrcnn_resnet50_fpn",
-    "goat",
-)
-
-MODEL_DEFAULTS: dict[str, Any] = {
-    "name": "tiny",
-    "base_checkpoint": None,  # local file; None -> the model starts from its random initialisation
-    "min_size": 256,  # torchvision rescales every image so its short side is min_size ...
-    "max_size": 256,  # ... and its long side at most max_size
-    "score_thresh": 0.001,  # calibration needs the low-confidence detections
-    "detections_per_img": None,  # None -> 1000 for goat (as the paper), 300 otherwise
-    "nms_thresh": None,  # None -> 0.4 for goat (as the paper), 0.5 otherwise
-    "trainable_layers": None,  # ResNet stages left trainable; None -> 4 for goat, 5 otherwise
+# Defaults that depend on the architecture (the schema's default is null for these): goat is the
+# paper's detector, with its box NMS, detections per image and trainable stages.
+ARCHITECTURE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "goat": {"detections_per_img": 1000, "nms_thresh": 0.4, "trainable_layers": 4},
+    "other": {"detections_per_img": 300, "nms_thresh": 0.5, "trainable_layers": 5},
 }
 
-TRAINING_DEFAULTS: dict[str, Any] = {
-    "epochs": 10,
-    "patience": 5,  # early stopping: epochs without a better validation mAP
-    "optimizer": "adam",  # adam | adamw | sgd
-    "lr": 0.001,
-    "weight_decay": 0.0,
-    "momentum": 0.9,  # sgd only
-    "batch_size": 2,
-    "schedule": "plateau",  # plateau | cosine
-    "warmup_epochs": 0,  # linear warm-up from lr/10 over this many epochs (both schedules)
-    "plateau_patience": 10,  # epochs without improvement before the lr is multiplied by plateau_factor
-    "plateau_factor": 0.5,
-    "freeze": "backbone",  # none | backbone | backbone+rpn
-    "augment": True,
-    "augment_p": 0.3,  # probability of each augmentation (as the paper)
-    "seed": 42,
-    "val_max_dets": 100,  # detections per image in the validation mAP (as the paper)
-    "amp": True,  # mixed precision on GPU (ignored on CPU)
-}
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("plateau", "cosine")
-FREEZE = ("none", "backbone", "backbone+rpn")
+@functools.cache
+def _schema() -> dict[str, Any]:
+    return read_yaml(SCHEMA_PATH)
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def _definition(name: str) -> dict[str, Any]:
+    return _schema()["definitions"][name]
 
 
-def _is_number(v: Any) -> bool:
-    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+def setting_names(section: str) -> list[str]:
+    """The keys of ``section`` (``model`` or ``training``), in the schema's order."""
+    return list(_definition(section)["properties"])
 
 
-def _check(cond: bool, problem: str, file: Any, item: str) -> None:
-    if not cond:
-        raise UserError(problem, file, item)
+def defaults(section: str) -> dict[str, Any]:
+    """Every key of ``section`` (``model`` or ``training``) with its schema default."""
+    return {k: copy.deepcopy(v["default"]) for k, v in _definition(section)["properties"].items()}
 
 
-def validate_training(values: dict[str, Any], file: Any = None, section: str = "training") -> dict[str, Any]:
-    """Defaults merged with ``values``; raises UserError on an unknown key or a bad value."""
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
-        raise UserError("must be a mapping", file, section)
-    unknown = sorted(set(values) - set(TRAINING_DEFAULTS))
-    if unknown:
-        raise UserError(f"unknown key(s) {unknown}; known: {sorted(TRAINING_DEFAULTS)}", file, section)
-    out = {**TRAINING_DEFAULTS, **values}
-    # freeze: the paper's search space says true/false; accept those as backbone/none.
+@functools.cache
+def _validator(definition: str) -> Any:
+    import jsonschema
+
+    schema = {"$ref": f"#/definitions/{definition}", "definitions": _schema()["definitions"]}
+    return jsonschema.Draft202012Validator(schema)
+
+
+def check(values: Any, definition: str, file: Any = None, where: str = "") -> None:
+    """Raise one UserError naming the key if ``values`` do not satisfy ``definitions.<definition>``.
+
+    ``where`` is the key path of ``values`` in its file (``training``, ``sweep.grid``): the error
+    names ``where.<key>``. A model section is also checked for what the schema cannot say.
+    """
+    import jsonschema
+
+    from multirater.config.loading import schema_problem
+
+    error = jsonschema.exceptions.best_match(_validator(definition).iter_errors(values))
+    if error is not None:
+        problem = schema_problem(error, file)
+        inner = "" if problem.item == "(top level)" else problem.item
+        raise UserError(problem.problem, file, ".".join(p for p in (where, inner) if p) or None)
+    if definition == "model":
+        check_model_rules(values, file, where or "model")
+    elif definition == "training_job":
+        check_model_rules((values or {}).get("model"), file, "model")
+
+
+def check_model_rules(model: dict[str, Any] | None, file: Any = None, where: str = "model") -> None:
+    """The model rules JSON Schema cannot express (defaults included): ``max_size`` >= ``min_size``,
+    and ``tile_overlap`` < ``tile_size`` when tiling is on (windows must advance)."""
+    sizes = {**defaults("model"), **(model or {})}
+    if sizes["max_size"] < sizes["min_size"]:
+        raise UserError(f"must be >= min_size ({sizes['min_size']}), got {sizes['max_size']}", file,
+                        f"{where}.max_size")
+    if sizes["tile_size"] is not None and sizes["tile_overlap"] >= sizes["tile_size"]:
+        raise UserError(f"must be < tile_size ({sizes['tile_size']}), got {sizes['tile_overlap']}", file,
+                        f"{where}.tile_overlap")
+
+
+def complete_training(values: dict[str, Any] | None) -> dict[str, Any]:
+    """Checked training settings with every missing key at its default (no checks here)."""
+    out = {**defaults("training"), **(values or {})}
+    # freeze: the paper's search space says true/false; they mean backbone/none.
     if isinstance(out["freeze"], bool):
         out["freeze"] = "backbone" if out["freeze"] else "none"
-    key = lambda k: f"{section}.{k}"  # noqa: E731
-    for k in ("epochs", "batch_size"):
-        _check(_is_int(out[k]) and out[k] >= 1, f"must be an integer >= 1, got {out[k]!r}", file, key(k))
-    for k in ("patience", "warmup_epochs", "plateau_patience", "seed", "val_max_dets"):
-        _check(_is_int(out[k]) and out[k] >= 0, f"must be an integer >= 0, got {out[k]!r}", file, key(k))
-    _check(_is_number(out["lr"]) and out["lr"] > 0, f"must be a number > 0, got {out['lr']!r}", file, key("lr"))
-    for k in ("weight_decay", "momentum"):
-        _check(_is_number(out[k]) and out[k] >= 0, f"must be a number >= 0, got {out[k]!r}", file, key(k))
-    for k in ("plateau_factor", "augment_p"):
-        _check(_is_number(out[k]) and 0 < out[k] <= 1, f"must be a number in (0, 1], got {out[k]!r}", file, key(k))
-    _check(out["optimizer"] in OPTIMIZERS, f"must be one of {list(OPTIMIZERS)}, got {out['optimizer']!r}", file, key("optimizer"))
-    _check(out["schedule"] in SCHEDULES, f"must be one of {list(SCHEDULES)}, got {out['schedule']!r}", file, key("schedule"))
-    _check(out["freeze"] in FREEZE, f"must be one of {list(FREEZE)} (or true/false), got {out['freeze']!r}", file, key("freeze"))
-    for k in ("augment", "amp"):
-        _check(isinstance(out[k], bool), f"must be true or false, got {out[k]!r}", file, key(k))
     out["lr"] = float(out["lr"])
     return out
 
 
-def validate_model(values: dict[str, Any], file: Any = None, section: str = "model") -> dict[str, Any]:
-    """Defaults merged with ``values``; raises UserError on an unknown key or a bad value."""
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
-        raise UserError("must be a mapping", file, section)
-    unknown = sorted(set(values) - set(MODEL_DEFAULTS))
-    if unknown:
-        raise UserError(f"unknown key(s) {unknown}; known: {sorted(MODEL_DEFAULTS)}", file, section)
-    out = {**MODEL_DEFAULTS, **values}
-    key = lambda k: f"{section}.{k}"  # noqa: E731
-    _check(out["name"] in MODEL_NAMES, f"must be one of {list(MODEL_NAMES)}, got {out['name']!r}", file, key("name"))
-    if out["detections_per_img"] is None:
-        out["detections_per_img"] = 1000 if out["name"] == "goat" else 300
-    for k in ("min_size", "max_size", "detections_per_img"):
-        _check(_is_int(out[k]) and out[k] >= 1, f"must be an integer >= 1, got {out[k]!r}", file, key(k))
-    _check(out["max_size"] >= out["min_size"], "must be >= min_size", file, key("max_size"))
-    _check(_is_number(out["score_thresh"]) and 0 <= out["score_thresh"] < 1,
-           f"must be a number in [0, 1), got {out['score_thresh']!r}", file, key("score_thresh"))
-    if out["nms_thresh"] is None:
-        out["nms_thresh"] = 0.4 if out["name"] == "goat" else 0.5
-    _check(_is_number(out["nms_thresh"]) and 0 < out["nms_thresh"] <= 1,
-           f"must be a number in (0, 1], got {out['nms_thresh']!r}", file, key("nms_thresh"))
-    if out["trainable_layers"] is None:
-        out["trainable_layers"] = 4 if out["name"] == "goat" else 5
-    _check(_is_int(out["trainable_layers"]) and 0 <= out["trainable_layers"] <= 5,
-           f"must be an integer in 0..5, got {out['trainable_layers']!r}", file, key("trainable_layers"))
-    bc = out["base_checkpoint"]
-    _check(bc is None or isinstance(bc, str), f"must be a file path or null, got {bc!r}", file, key("base_checkpoint"))
+def complete_model(values: dict[str, Any] | None) -> dict[str, Any]:
+    """Checked model settings with every missing key at its default and the architecture's values
+    where the setting is null (no checks here)."""
+    out = {**defaults("model"), **(values or {})}
+    architecture = ARCHITECTURE_DEFAULTS["goat" if out["name"] == "goat" else "other"]
+    for key, value in architecture.items():
+        if out[key] is None:
+            out[key] = value
     return out
 
 
+def validate_training(values: Any, file: Any = None, section: str = "training") -> dict[str, Any]:
+    """Check training settings (one UserError naming ``section.key``) and complete them."""
+    check(values, "training", file, section)
+    return complete_training(values)
+
+
+def validate_model(values: Any, file: Any = None, section: str = "model") -> dict[str, Any]:
+    """Check model settings (one UserError naming ``section.key``) and complete them."""
+    check(values, "model", file, section)
+    return complete_model(values)
+
+
+def job_config(model: dict[str, Any] | None, training: dict[str, Any] | None, config_id: str) -> dict[str, Any]:
+    """A job's configuration, completed: ``{model, training, config_id}`` (the file format)."""
+    return {"model": complete_model(model), "training": complete_training(training), "config_id": config_id}
+
+
 def read_training_config(path: str | Path) -> dict[str, Any]:
-    """Read a training configuration file (as written by ``multirater sweep --config-dir``)."""
+    """Read and check a job's training configuration file (as ``multirater sweep --config-dir``
+    writes it), once; the result is complete and needs no further checks."""
     path = Path(path)
     data = read_yaml(path)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise UserError("must be a mapping with 'model' and 'training'", path)
-    unknown = sorted(set(data) - {"model", "training", "config_id"})
-    if unknown:
-        raise UserError(f"unknown top-level key(s) {unknown}; known: ['config_id', 'model', 'training']", path)
-    config_id = data.get("config_id", "default")
-    if not isinstance(config_id, str) or not config_id:
-        raise UserError(f"must be a non-empty string, got {config_id!r}", path, "config_id")
+    check(data, "training_job", path)
+    data = data or {}
     # A relative base_checkpoint is relative to the working directory (where Snakemake runs jobs).
-    model = validate_model(data.get("model"), path)
-    return {"model": model, "training": validate_training(data.get("training"), path), "config_id": config_id}
+    return job_config(data.get("model"), data.get("training"),
+                      data.get("config_id", _definition("training_job")["properties"]["config_id"]["default"]))

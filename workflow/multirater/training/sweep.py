@@ -4,7 +4,12 @@ Importable without torch: the Snakefile calls :func:`expand_sweep` at parse time
 An id is 8 hex characters of the SHA-1 of the configuration's own values (canonical JSON, sorted
 keys), so adding configurations or changing anything else in the config never changes an existing id.
 Random configuration ``i`` is drawn from its own generator seeded with ``(seed, i)``: the first n stay
-identical when n grows.
+identical when n grows. With ``training.seed_per_config``, each configuration's file gets its own
+training seed, derived from ``training.seed`` and its id (:func:`configuration_seed`).
+
+The sweep's values are checked here, once, against the schema's training settings; the rest of the
+config was checked by whoever read it (the workflow at parse time, :func:`write_sweep`), so
+:func:`training_config` and :func:`pretrain_config` only complete.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from multirater.core.errors import UserError
-from multirater.training.settings import TRAINING_DEFAULTS, validate_model, validate_training
+from multirater.training.settings import check, job_config, setting_names
 
 DISTRIBUTIONS = ("loguniform", "uniform", "choice", "randint")
 # Random floats are rounded to this many significant digits: readable tables, exact round trips.
@@ -37,8 +42,9 @@ def _round(x: float) -> float:
 
 
 def _check_key(key: str, where: str, file: Any) -> None:
-    if key not in TRAINING_DEFAULTS:
-        raise UserError(f"unknown training key {key!r}; known: {sorted(TRAINING_DEFAULTS)}", file, where)
+    known = setting_names("training")
+    if key not in known:
+        raise UserError(f"unknown training key {key!r}; known: {sorted(known)}", file, where)
 
 
 def _grid(grid: Any, file: Any) -> list[dict[str, Any]]:
@@ -49,6 +55,8 @@ def _grid(grid: Any, file: Any) -> list[dict[str, Any]]:
         _check_key(k, f"sweep.grid.{k}", file)
         if not isinstance(grid[k], list) or not grid[k]:
             raise UserError(f"must be a non-empty list, got {grid[k]!r}", file, f"sweep.grid.{k}")
+        for value in grid[k]:  # each value once, not once per combination
+            check({k: value}, "training", file, "sweep.grid")
     return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
 
 
@@ -92,7 +100,9 @@ def _random(spec: Any, file: Any) -> list[dict[str, Any]]:
     configs = []
     for i in range(n):
         rng = np.random.default_rng([seed, i])
-        configs.append({k: _draw(rng, space[k], f"sweep.random.space.{k}", file) for k in keys})
+        values = {k: _draw(rng, space[k], f"sweep.random.space.{k}", file) for k in keys}
+        check(values, "training", file, "sweep.random.space")
+        configs.append(values)
     return configs
 
 
@@ -101,7 +111,8 @@ def expand_sweep(config: dict[str, Any], file: Any = None) -> list[dict[str, Any
 
     No ``sweep`` section gives one configuration: the training defaults (its id hashes ``{}``).
     Duplicate configurations (possible when random draws repeat) are kept once, first occurrence.
-    Every configuration is validated against the training settings.
+    The sweep's values are checked against the training settings; the ``training`` section they
+    override is not (the caller checked the config it read).
     """
     sweep = (config or {}).get("sweep")
     if sweep is None:
@@ -110,34 +121,42 @@ def expand_sweep(config: dict[str, Any], file: Any = None) -> list[dict[str, Any
         if not isinstance(sweep, dict) or len(set(sweep) & {"grid", "random"}) != 1 or set(sweep) - {"grid", "random"}:
             raise UserError("must have exactly one of 'grid' or 'random'", file, "sweep")
         values_list = _grid(sweep["grid"], file) if "grid" in sweep else _random(sweep["random"], file)
-    defaults = (config or {}).get("training") or {}
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for values in values_list:
         cid = config_id(values)
-        validate_training({**defaults, **values}, file, f"sweep configuration {cid}")
         if cid not in seen:
             seen.add(cid)
             out.append({"config_id": cid, **values})
     return out
 
 
-def training_config(config: dict[str, Any], entry: dict[str, Any], file: Any = None) -> dict[str, Any]:
-    """The training configuration file for one sweep entry: model section, merged training, id."""
+def configuration_seed(seed: int, cid: str) -> int:
+    """The seed of configuration ``cid`` when ``training.seed_per_config`` is on: the first 32-bit
+    word of numpy's ``SeedSequence([seed, int(cid, 16)])``, ``seed`` being the configuration's
+    ``training.seed``. Configurations differ in image order, label sampling, augmentation, crops and
+    initial weights; the same configuration always gets the same seed."""
+    return int(np.random.SeedSequence([seed, int(cid, 16)]).generate_state(1, np.uint32)[0])
+
+
+def training_config(config: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """The training configuration file of one sweep entry of a checked config: the model section,
+    the training section overridden by the entry's values, and its id. With ``seed_per_config``,
+    ``training.seed`` is the configuration's own seed (:func:`configuration_seed`); the file keeps
+    ``seed_per_config: true`` as a record, and the job uses ``training.seed`` as it is."""
     values = {k: v for k, v in entry.items() if k != "config_id"}
-    training = validate_training({**((config or {}).get("training") or {}), **values}, file)
-    model = validate_model((config or {}).get("model"), file)
-    return {"model": model, "training": training, "config_id": entry["config_id"]}
+    job = job_config(config.get("model"), {**(config.get("training") or {}), **values}, entry["config_id"])
+    if job["training"]["seed_per_config"]:
+        job["training"]["seed"] = configuration_seed(job["training"]["seed"], entry["config_id"])
+    return job
 
 
-def pretrain_config(config: dict[str, Any], file: Any = None) -> dict[str, Any]:
-    """The configuration file of the ``pretrain`` job: training defaults merged with ``pretrain``."""
-    pre = (config or {}).get("pretrain") or {}
-    if not isinstance(pre, dict):
-        raise UserError("must be a mapping", file, "pretrain")
-    training = validate_training({**((config or {}).get("training") or {}), "freeze": "none", **pre}, file, "pretrain")
-    model = validate_model({**((config or {}).get("model") or {}), "base_checkpoint": None}, file)
-    return {"model": model, "training": training, "config_id": "pretrain"}
+def pretrain_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The configuration file of the ``pretrain`` job of a checked config: the training section with
+    ``freeze: none``, overridden by ``pretrain``; the model starts from random weights. Its seed is
+    ``training.seed`` (or ``pretrain.seed``) as it is: there is one pretrain job."""
+    training = {**(config.get("training") or {}), "freeze": "none", **(config.get("pretrain") or {})}
+    return job_config({**(config.get("model") or {}), "base_checkpoint": None}, training, "pretrain")
 
 
 def _cell(value: Any) -> str:
@@ -159,19 +178,17 @@ def configs_tsv(entries: list[dict[str, Any]]) -> str:
 
 def write_sweep(config_path: str | Path, out: str | Path, config_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """Expand the sweep of a workflow config into ``out`` (TSV) and, optionally, one YAML per id
-    plus ``pretrain.yaml`` in ``config_dir``."""
+    plus ``pretrain.yaml`` in ``config_dir``. The config is checked once, against the workflow schema."""
+    from multirater.config import SCHEMA_PATH
+    from multirater.config.loading import validate
     from multirater.core.files import read_yaml, write_text, write_yaml
 
-    config = read_yaml(config_path)
-    if config is None:
-        config = {}
-    if not isinstance(config, dict):
-        raise UserError("must be a mapping", config_path)
+    config = validate(read_yaml(config_path), SCHEMA_PATH, str(config_path))
     entries = expand_sweep(config, config_path)
     files = {}
     if config_dir is not None:
-        files = {e["config_id"]: training_config(config, e, config_path) for e in entries}
-        files["pretrain"] = pretrain_config(config, config_path)
+        files = {e["config_id"]: training_config(config, e) for e in entries}
+        files["pretrain"] = pretrain_config(config)
         for cid, data in files.items():
             write_yaml(Path(config_dir) / f"{cid}.yaml", data)
     write_text(out, configs_tsv(entries))

@@ -1,6 +1,7 @@
 """Importers from annotation formats users bring (``multirater import``) into a dataset manifest.
 
-- ``multiorg``: MultiOrg JSON, one file per image per annotator (``..._Annotator_A.json``).
+- ``multiorg``: MultiOrg as published (the unpacked download: ``train/`` and ``test/``, label files beside
+  each TIFF), or a flat folder of ``..._Annotator_A.json`` files.
 - ``napari-organoid-counter``: the plugin's JSON, one folder per rater.
 - ``csv``: the reference code's CSV, one file per image with an annotator column.
 """
@@ -8,6 +9,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from multirater.data.importers.assembly import Imported
 
 FORMATS = ("multiorg", "napari-organoid-counter", "csv")
 
@@ -15,27 +20,53 @@ FORMATS = ("multiorg", "napari-organoid-counter", "csv")
 def import_dataset(
     fmt: str,
     images: str | Path,
-    labels: str | Path,
+    labels: str | Path | None,
     out: str | Path,
     consensus_labels: str | Path | None = None,
     name: str | None = None,
     axes: str = "rc",
-) -> Path:
-    """Read ``labels`` (and ``consensus_labels``) in format ``fmt`` and write a dataset into ``out``."""
+    majority: bool = False,
+) -> Imported:
+    """Read ``labels`` (and ``consensus_labels``) in format ``fmt`` and write a dataset into ``out``.
+
+    ``labels`` None: MultiOrg as published, ``images`` being the unpacked download (the labels lie beside
+    the images; train label files give the raters, test label files the test label sets; raters may have
+    labelled different images). ``majority``: add the majority consensus of the test label sets as the
+    label set ``majority`` (``multirater.data.consensus``).
+    """
     from multirater.core.errors import ErrorCollector, UserError
     from multirater.data.importers import csv_files, multiorg, napari_organoid_counter
-    from multirater.data.importers.common import write_dataset
+    from multirater.data.importers.assembly import write_imported_dataset
 
-    readers = {
-        "multiorg": multiorg.collect,
-        "napari-organoid-counter": lambda p, e, consensus=False: napari_organoid_counter.collect(p, e, consensus, axes),
-        "csv": csv_files.collect,
-    }
-    if fmt not in readers:
-        raise UserError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})", None, "--format")
-    errors = ErrorCollector()
-    raters = readers[fmt](Path(labels), errors)
-    consensus = readers[fmt](Path(consensus_labels), errors, consensus=True) if consensus_labels else None
-    errors.raise_if_any()
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})", None, "format")
     out = Path(out)
-    return write_dataset(out, Path(images), raters, consensus, name or out.name)
+    name = name or out.name
+    errors = ErrorCollector()
+    if labels is None:
+        if fmt != "multiorg":
+            raise UserError(f"the {fmt} format needs the folder of label files", None, "labels")
+        if consensus_labels is not None:
+            raise UserError("MultiOrg as published holds its test labels beside the test images", None,
+                            "consensus_labels")
+        published = multiorg.collect_published(Path(images), errors)
+        errors.raise_if_any()
+        return write_imported_dataset(out, Path(images), published.raters, published.label_sets, name,
+                                      coverage="partial", images=published.images, majority=majority)
+
+    skipped = 0
+    if fmt == "napari-organoid-counter":
+        raters, skipped = napari_organoid_counter.collect_with_skipped(Path(labels), errors, axes=axes)
+        consensus = (napari_organoid_counter.collect(Path(consensus_labels), errors, True, axes)
+                     if consensus_labels else None)
+    else:
+        reader = multiorg.collect if fmt == "multiorg" else csv_files.collect
+        raters = reader(Path(labels), errors)
+        consensus = reader(Path(consensus_labels), errors, consensus=True) if consensus_labels else None
+    errors.raise_if_any()
+    label_sets = {} if consensus is None else {"consensus": consensus}
+    imported = write_imported_dataset(out, Path(images), raters, label_sets, name, majority=majority)
+    if skipped:
+        imported.found.append(f"skipped {skipped} files without boxes (the plugin's .meta.json, .json.draft and "
+                              ".csv files, images, others)")
+    return imported

@@ -8,12 +8,13 @@ import csv
 from pathlib import Path
 
 from multirater.core.errors import ErrorCollector, UserError
-from multirater.data.importers.common import Annotations, Box, number, ordered_box, safe_rater_name
+from multirater.data.importers.common import Annotations, Box, annotation_files, number, ordered_box, safe_rater_name
 
 COLUMNS = ("x1", "y1", "x2", "y2", "annotator")
 
 
 def read_rows(path: Path, errors: ErrorCollector) -> list[tuple[str, Box]]:
+    """(rater, box) of every valid row of one CSV file; bad rows are recorded in ``errors``."""
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
@@ -40,18 +41,15 @@ def read_rows(path: Path, errors: ErrorCollector) -> list[tuple[str, Box]]:
         raise UserError(f"malformed CSV: {exc}", path) from None
 
 
-def _csv_files(folder: Path, what: str) -> list[Path]:
-    if not folder.is_dir():
-        raise UserError("annotation folder not found", folder, what)
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
-
-
-def collect(labels: Path, errors: ErrorCollector, consensus: bool = False):
+def collect(
+    labels: Path, errors: ErrorCollector, consensus: bool = False
+) -> Annotations | dict[str, list[Box]]:
     """Raters from the annotator column; every image is annotated by every rater found (an image
     without rows of a rater has no objects from them). Consensus: all rows of a file."""
     if consensus:
-        return {p.stem: [box for _, box in read_rows(p, errors)] for p in _csv_files(labels, "--consensus-labels")}
-    per_file = {p.stem: read_rows(p, errors) for p in _csv_files(labels, "--labels")}
+        files = annotation_files(labels, ".csv", "consensus_labels")
+        return {p.stem: [box for _, box in read_rows(p, errors)] for p in files}
+    per_file = {p.stem: read_rows(p, errors) for p in annotation_files(labels, ".csv", "labels")}
     names = sorted({rater for rows in per_file.values() for rater, _ in rows})
     raters: Annotations = {r: {stem: [] for stem in per_file} for r in names}
     for stem, rows in per_file.items():

@@ -1,17 +1,34 @@
-"""MultiOrg (Bukas et al. 2024): one JSON per image per annotator, the annotator in the file name
-(``..._Annotator_A.json``). Each entry maps an id to four corner points given as [row, col]:
-x1 = p0[col], y1 = p0[row], x2 = p2[col], y2 = p1[row]."""
+"""MultiOrg (Bukas et al. 2024): JSON label files ``{"0": [[r, c], [r, c], [r, c], [r, c]], ...}``, four corners
+of a box as [row, col] each, in any order: the box is the min and max over the four points.
+
+Two layouts:
+
+- as published (``collect_published``): the unpacked download, ``ROOT/{train,test}/.../<folder>/`` holding
+  one 16-bit TIFF and its label files ``<tiff stem>_<suffix>.json`` side by side. Folder and file names repeat
+  across plates, so images are keyed by their path relative to ROOT. A train suffix names the rater
+  (``Annotator_A``: one annotator per train image), a test suffix a test label set (a time point, e.g. ``t0``,
+  ``t1_A``, ``t1_B``); suffixes are matched case-insensitively and written in one spelling
+  (``annotator_a`` -> ``Annotator_A``, ``T1_a`` -> ``t1_A``).
+- flat (``collect``): one folder of ``<image>_Annotator_A.json`` files next to an image folder; every image
+  labelled by every annotator.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
-from multirater.core.errors import ErrorCollector
+from multirater.core.errors import ErrorCollector, UserError
 from multirater.core.files import read_json
-from multirater.data.importers.common import Annotations, Box, json_files, number, ordered_box
+from multirater.data.importers.common import Annotations, Box, annotation_files, number, ordered_box, relative_key
 
 ANNOTATOR = re.compile(r"Annotator_([A-Za-z0-9]+)")
+TIFF_SUFFIXES = (".tif", ".tiff")
+# the whole suffix of a label file: a rater in train, a test label set in test
+RATER_SUFFIX = re.compile(r"^annotator[_\- ]?([a-z0-9]+)$", re.IGNORECASE)
+LABEL_SET_SUFFIX = re.compile(r"^t(\d+)(?:[_\- ]?(?:annotator[_\- ]?)?([a-z0-9]+))?$", re.IGNORECASE)
+SPLITS = ("train", "test")
 
 
 def annotator_and_stem(path: Path) -> tuple[str | None, str]:
@@ -24,6 +41,8 @@ def annotator_and_stem(path: Path) -> tuple[str | None, str]:
 
 
 def read_boxes(path: Path, errors: ErrorCollector) -> list[Box]:
+    """The boxes of one MultiOrg file (min/max over each entry's four [row, col] corners); bad entries are
+    recorded in ``errors``."""
     data = read_json(path)
     if not isinstance(data, dict):
         errors.add(f"expected an object mapping ids to corner points, got {type(data).__name__}", path)
@@ -38,16 +57,19 @@ def read_boxes(path: Path, errors: ErrorCollector) -> list[Box]:
         values = [number(v, path, item, "coordinate", errors) for p in points for v in p]
         if any(v is None for v in values):
             continue
-        r0, c0, r1, c2 = values[0], values[1], values[2], values[5]  # p0 row/col, p1 row, p2 col
-        boxes.append(ordered_box(c0, r0, c2, r1, path, item))
+        rows, cols = values[0::2], values[1::2]
+        boxes.append(ordered_box(min(cols), min(rows), max(cols), max(rows), path, item))
     return boxes
 
 
-def collect(labels: Path, errors: ErrorCollector, consensus: bool = False) -> Annotations | dict[str, list[Box]]:
-    """Rater annotations (annotator from each file name), or, for the consensus folder, one set per image."""
+def collect(
+    labels: Path, errors: ErrorCollector, consensus: bool = False
+) -> Annotations | dict[str, list[Box]]:
+    """Flat layout: rater annotations (annotator from each file name), or, for the consensus folder, one set
+    per image."""
     raters: Annotations = {}
     flat: dict[str, list[Box]] = {}
-    for path in json_files(labels, "--consensus-labels" if consensus else "--labels"):
+    for path in annotation_files(labels, ".json", "consensus_labels" if consensus else "labels"):
         annotator, stem = annotator_and_stem(path)
         if consensus:
             if stem in flat:
@@ -60,3 +82,84 @@ def collect(labels: Path, errors: ErrorCollector, consensus: bool = False) -> An
             continue
         raters.setdefault(annotator, {})[stem] = read_boxes(path, errors)
     return flat if consensus else raters
+
+
+@dataclass(frozen=True)
+class Published:
+    """What ``collect_published`` read: the TIFFs by key, rater boxes (train) and label-set boxes (test)."""
+
+    images: dict[str, Path]
+    raters: Annotations
+    label_sets: Annotations
+
+
+def collect_published(root: Path, errors: ErrorCollector) -> Published:
+    """Walk the published layout below ``root`` (holding ``train/`` and ``test/``); problems go to ``errors``."""
+    if not root.is_dir():
+        raise UserError("folder not found", root, "images")
+    split_dirs = {p.name.lower(): p for p in sorted(root.iterdir()) if p.is_dir() and p.name.lower() in SPLITS}
+    if not split_dirs:
+        raise UserError("expected the unpacked MultiOrg download: a folder holding train/ and test/", root, "images")
+    found = Published({}, {}, {})
+    for split in SPLITS:
+        if split not in split_dirs:
+            continue
+        for folder in [split_dirs[split], *sorted(p for p in split_dirs[split].rglob("*") if p.is_dir())]:
+            _read_image_folder(folder, root, split, found, errors)
+    return found
+
+
+def _read_image_folder(folder: Path, root: Path, split: str, found: Published, errors: ErrorCollector) -> None:
+    """The TIFFs of one folder and their label files (``<tiff stem>_<suffix>.json``)."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    tiffs = [p for p in files if p.suffix.lower() in TIFF_SUFFIXES]
+    label_files = [p for p in files if p.suffix.lower() == ".json"]
+    owners = {p: _owner(p, tiffs) for p in label_files}
+    for path, tiff in owners.items():
+        if tiff is None:
+            expected = f"{tiffs[0].stem}_<label set>.json" if tiffs else "a TIFF image beside it"
+            errors.add(f"label file belongs to no image of its folder (expected {expected})", path)
+    for tiff in tiffs:
+        key = relative_key(tiff, root)
+        found.images[key] = tiff
+        own = [p for p, owner in owners.items() if owner == tiff]
+        if not own:
+            errors.add(f"image has no label file (expected {tiff.stem}_<label set>.json beside it)", tiff)
+        for path in own:
+            suffix = path.stem[len(tiff.stem) + 1:]
+            source, name = _source_of(suffix, split)
+            if name is None:
+                errors.add(_unknown_suffix(suffix, split), path)
+                continue
+            per_image = (found.raters if source == "rater" else found.label_sets).setdefault(name, {})
+            if key in per_image:
+                errors.add(f"a second label file of {name} for this image", path)
+                continue
+            per_image[key] = read_boxes(path, errors)
+
+
+def _owner(label_file: Path, tiffs: list[Path]) -> Path | None:
+    """The TIFF a label file belongs to: the longest stem that prefixes the file's stem, followed by '_'."""
+    stem = label_file.stem.lower()
+    owners = [t for t in tiffs if stem.startswith(t.stem.lower() + "_")]
+    return max(owners, key=lambda t: len(t.stem)) if owners else None
+
+
+def _source_of(suffix: str, split: str) -> tuple[str, str | None]:
+    """("rater", name) for a train suffix, ("label set", name) for a test one; name None if not one."""
+    if split == "train":
+        match = RATER_SUFFIX.match(suffix)
+        return "rater", (f"Annotator_{match.group(1).upper()}" if match else None)
+    match = LABEL_SET_SUFFIX.match(suffix)
+    if match is None:
+        return "label set", None
+    time_point, expert = match.groups()
+    return "label set", f"t{int(time_point)}" + (f"_{expert.upper()}" if expert else "")
+
+
+def _unknown_suffix(suffix: str, split: str) -> str:
+    if split == "train":
+        return (f"suffix {suffix!r} names no rater: a train label file is <tiff stem>_Annotator_<X>.json "
+                "(one annotator per image)")
+    return (f"suffix {suffix!r} names no test label set: a test label file is <tiff stem>_t<N>[_<expert>].json "
+            "(e.g. t0, t1_A, t1_B)")

@@ -1,9 +1,15 @@
-"""napari-organoid-counter JSON: {id: {x1, y1, x2, y2, box_id, confidence, scale_x, scale_y, label}}.
+"""napari-organoid-counter JSON: {id: {box_id, x1, x2, y1, y2, confidence, scale_x, scale_y, label}}.
 
 The plugin writes napari shape coordinates, whose first axis is the image row: by default (``rc``)
 x1/x2 are rows and y1/y2 columns. ``xy`` reads x as the column. Values may be numbers or numeric
 strings (the plugin writes strings). Coordinates are in pixels; scale_x/scale_y only set napari's
-display scale and are ignored. One folder per rater: ``LABELS/<rater>/<image stem>[_...].json``.
+display scale and are ignored. ``label`` (an integer class, -1 = unassigned) is kept as the category.
+
+One folder per rater, ``LABELS/<rater>/``, holding what the plugin saved, nested folders included (e.g. a
+copy of the image tree with the label files beside the images): ``<image>.json`` or v0.2.0's
+``Labels-<image>.json``. The files the plugin writes beside them without boxes are skipped:
+``<image>.meta.json`` (settings), ``<image>.json.draft`` and ``<image>.csv`` (diameters); so are images.
+A label file belongs to the image at the same relative path, or else to the one image of its name.
 """
 
 from __future__ import annotations
@@ -12,12 +18,24 @@ from pathlib import Path
 
 from multirater.core.errors import ErrorCollector, UserError
 from multirater.core.files import read_json
-from multirater.data.importers.common import Annotations, Box, json_files, number, ordered_box, safe_rater_name
+from multirater.data.images import IMAGE_SUFFIXES
+from multirater.data.importers.common import (
+    Annotations,
+    Box,
+    files_below,
+    number,
+    ordered_box,
+    relative_key,
+    safe_rater_name,
+)
 
 AXES = ("rc", "xy")
+LABELS_PREFIX = "Labels-"  # v0.2.0's save dialog proposed Labels-<image>.json
+SIDE_FILE_SUFFIX = ".meta.json"  # the plugin's settings beside each image: no boxes
 
 
 def read_boxes(path: Path, errors: ErrorCollector, axes: str = "rc") -> list[Box]:
+    """The boxes of one plugin file, read with ``axes`` (rc or xy); bad entries are recorded in ``errors``."""
     data = read_json(path)
     if not isinstance(data, dict):
         errors.add(f"expected an object mapping box ids to boxes, got {type(data).__name__}", path)
@@ -33,26 +51,88 @@ def read_boxes(path: Path, errors: ErrorCollector, axes: str = "rc") -> list[Box
             errors.add(f"missing {', '.join(missing)}", path, item)
             continue
         v = [number(entry[k], path, item, k, errors) for k in ("x1", "y1", "x2", "y2")]
-        if any(x is None for x in v):
+        label_ok, label = _label(entry.get("label"), path, item, errors)
+        if any(x is None for x in v) or not label_ok:
             continue
         x1, y1, x2, y2 = v
         if axes == "rc":  # x is the row axis
-            boxes.append(ordered_box(y1, x1, y2, x2, path, item))
+            boxes.append(ordered_box(y1, x1, y2, x2, path, item, label))
         else:
-            boxes.append(ordered_box(x1, y1, x2, y2, path, item))
+            boxes.append(ordered_box(x1, y1, x2, y2, path, item, label))
     return boxes
 
 
-def collect(labels: Path, errors: ErrorCollector, consensus: bool = False, axes: str = "rc"):
+def _label(value: object, path: Path, item: str, errors: ErrorCollector) -> tuple[bool, int | None]:
+    """(True, the integer class of an entry or None without one), or (False, None) when it is not an integer
+    (recorded in ``errors``)."""
+    if value is None:
+        return True, None
+    number_value = number(value, path, item, "label", errors)
+    if number_value is None:
+        return False, None
+    if not number_value.is_integer():
+        errors.add(f"label must be an integer class, got {value!r}", path, item)
+        return False, None
+    return True, int(number_value)
+
+
+def label_files(folder: Path, setting: str) -> tuple[list[Path], int]:
+    """The plugin's label files below ``folder`` and how many other files were skipped."""
+    if not folder.is_dir():
+        raise UserError("annotation folder not found", folder, setting)
+    every = files_below(folder)
+    labels = [p for p in every if p.suffix.lower() == ".json" and not p.name.lower().endswith(SIDE_FILE_SUFFIX)]
+    return labels, len(every) - len(labels)
+
+
+def annotation_key(path: Path, folder: Path) -> str:
+    """The image a label file names: its relative path without ``.json`` (nor an image suffix before it) and
+    without the ``Labels-`` prefix."""
+    key = relative_key(path, folder)
+    head, _, name = key.rpartition("/")
+    if Path(name).suffix.lower() in IMAGE_SUFFIXES:  # <image>.tif.json
+        name = Path(name).stem
+    name = name.removeprefix(LABELS_PREFIX)
+    return f"{head}/{name}" if head else name
+
+
+def collect(
+    labels: Path, errors: ErrorCollector, consensus: bool = False, axes: str = "rc"
+) -> Annotations | dict[str, list[Box]]:
+    """Raters (one subfolder each) or, for the consensus folder, one set of boxes per file."""
+    return collect_with_skipped(labels, errors, consensus, axes)[0]
+
+
+def collect_with_skipped(
+    labels: Path, errors: ErrorCollector, consensus: bool = False, axes: str = "rc"
+) -> tuple[Annotations | dict[str, list[Box]], int]:
+    """``collect``, and how many files were skipped (the plugin's side files, images, anything else)."""
     if axes not in AXES:
-        raise UserError(f"must be one of {', '.join(AXES)}, got {axes!r}", None, "--axes")
+        raise UserError(f"must be one of {', '.join(AXES)}, got {axes!r}", None, "axes")
     if consensus:
-        return {p.stem: read_boxes(p, errors, axes) for p in json_files(labels, "--consensus-labels")}
+        files, skipped = label_files(labels, "consensus_labels")
+        return _by_key(files, labels, errors, axes), skipped
     if not labels.is_dir():
-        raise UserError("annotation folder not found", labels, "--labels")
+        raise UserError("annotation folder not found", labels, "labels")
     raters: Annotations = {}
-    for folder in sorted(p for p in labels.iterdir() if p.is_dir()):
-        files = json_files(folder, "--labels")
+    skipped = 0
+    for folder in sorted(p for p in labels.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files, rater_skipped = label_files(folder, "labels")
+        skipped += rater_skipped
         if files:
-            raters[safe_rater_name(folder.name)] = {p.stem: read_boxes(p, errors, axes) for p in files}
-    return raters
+            raters[safe_rater_name(folder.name)] = _by_key(files, folder, errors, axes)
+    return raters, skipped
+
+
+def _by_key(files: list[Path], folder: Path, errors: ErrorCollector, axes: str) -> dict[str, list[Box]]:
+    """The boxes of each label file by the image it names; a second file for the same image is reported."""
+    per_key: dict[str, list[Box]] = {}
+    first: dict[str, Path] = {}
+    for path in files:
+        key = annotation_key(path, folder)
+        if key in per_key:
+            errors.add(f"a second label file for image {key!r} (the first: {first[key].name})", path)
+            continue
+        first[key] = path
+        per_key[key] = read_boxes(path, errors, axes)
+    return per_key

@@ -1,0 +1,152 @@
+"""Commands of the calibration stage (workflow/rules/calibration.smk): calibrate (fit a post-hoc calibrator on
+validation detections), recalibrate (apply it to other detections), count-accuracy (do the expected counts
+hold against a reference?).
+
+scikit-learn, scipy and pandas are imported inside the handlers so the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from multirater.calibration.calibrators import METHODS
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {value}")
+    return value
+
+
+def _iou(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1], got {value}")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("calibrate", help="fit a post-hoc calibrator on validation detections")
+    p.add_argument("--detections", required=True, help="validation detections file (raw scores)")
+    p.add_argument("--dataset", required=True, help="dataset.yaml: the raters' (and consensus) labels")
+    p.add_argument("--method", required=True, choices=METHODS,
+                   help="logistic (Platt on logit(score)), temperature, isotonic, or detection-aware "
+                   "(logistic on logit(score) and the relative box centre and size)")
+    p.add_argument("--target", required=True, choices=("hard", "soft"),
+                   help="hard: 1 if matched to a box of --reference; soft: fraction of the raters whose boxes "
+                   "match the detection")
+    p.add_argument("--reference", default=None,
+                   help="hard target's labels: a rater, consensus, or majority (matched by more than half the "
+                   "raters); default: the rater of an rs-<rater> model, majority otherwise")
+    p.add_argument("--iou", type=_iou, default=0.5, help="IoU at which a detection matches a box (default 0.5)")
+    p.add_argument("--out", required=True, help="calibrator JSON to write")
+    p.set_defaults(func=_calibrate)
+
+    p = subparsers.add_parser("recalibrate", help="apply a fitted calibrator to detections")
+    p.add_argument("--calibrator", required=True, help="calibrator JSON (from multirater calibrate)")
+    p.add_argument("--detections", required=True, help="detections file to calibrate (raw scores)")
+    p.add_argument("--out", required=True, help="calibrated detections file to write")
+    sizes = p.add_mutually_exclusive_group()
+    sizes.add_argument("--dataset", default=None,
+                       help="dataset.yaml holding the images (image sizes, for a detection-aware calibrator)")
+    sizes.add_argument("--images", default=None,
+                       help="folder of the images (detections predicted on a folder; for detection-aware)")
+    p.set_defaults(func=_recalibrate)
+
+    p = subparsers.add_parser("count-accuracy",
+                              help="expected counts (sum of scores) per image against a reference's true counts")
+    p.add_argument("--detections", required=True, help="detections file (calibrated or not)")
+    truth = p.add_mutually_exclusive_group(required=True)
+    truth.add_argument("--gt", default=None, help="COCO file whose boxes are the true counts")
+    truth.add_argument("--dataset", default=None, help="dataset.yaml; the true counts are --reference's boxes")
+    p.add_argument("--reference", default="consensus",
+                   help="with --dataset: a rater or consensus (default consensus)")
+    p.add_argument("--threshold", type=_probability, default=0.5,
+                   help="score at or above which a detection is counted in the thresholded count (default 0.5)")
+    p.add_argument("--z", type=_positive, default=1.96, help="interval E +/- z sd (default 1.96, nominal 95 %%)")
+    p.add_argument("--out", required=True, help="JSON to write: summary and one row per image")
+    p.set_defaults(func=_count_accuracy)
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from multirater.calibration.calibrator_files import write_calibrator
+    from multirater.calibration.fitting import fit_on_validation
+    from multirater.core.errors import UserError
+    from multirater.data.dataset import load_dataset
+    from multirater.io.detections import read_detections
+
+    if args.target == "soft" and args.reference is not None:
+        raise UserError("--reference applies to --target hard only (the soft target uses every rater)")
+    detections = read_detections(args.detections)
+    dataset = load_dataset(args.dataset)
+    calibrator = fit_on_validation(detections, dataset, args.method, args.target, args.iou, args.reference,
+                                   args.detections)
+    write_calibrator(args.out, calibrator)
+    fitted = calibrator.fitted
+    against = f"hard vs {fitted['reference']}" if args.target == "hard" else "soft (multi-rater)"
+    print(f"wrote {args.out}: {args.method} on {fitted['n_detections']} detections, target {against} at IoU "
+          f"{args.iou:g} (mean score {fitted['mean_score']:.3f}, mean target {fitted['mean_target']:.3f})")
+    return 0
+
+
+def _recalibrate(args: argparse.Namespace) -> int:
+    from multirater.calibration.calibrator_files import read_calibrator
+    from multirater.calibration.fitting import recalibrate
+    from multirater.calibration.image_sizes import dataset_image_sizes, folder_image_sizes
+    from multirater.core.errors import UserError
+    from multirater.data.dataset import load_dataset
+    from multirater.io.detections import read_detections, write_detections
+
+    calibrator = read_calibrator(args.calibrator)
+    detections = read_detections(args.detections)
+    sizes = None
+    if calibrator.needs_boxes:
+        if args.dataset is not None:
+            sizes = dataset_image_sizes(load_dataset(args.dataset))
+        elif args.images is not None:
+            sizes = folder_image_sizes(args.images, detections, args.detections)
+        else:
+            raise UserError("a detection-aware calibrator needs the image sizes: give --dataset or --images",
+                            args.calibrator)
+    calibrated = recalibrate(detections, calibrator, sizes, args.detections, args.calibrator)
+    write_detections(args.out, calibrated)
+    print(f"wrote {args.out}: {len(calibrated)} detections on {len(calibrated.image_ids)} images, "
+          f"{calibrator.method}-calibrated (sum of scores {calibrated.scores.sum():.1f}, "
+          f"was {detections.scores.sum():.1f})")
+    return 0
+
+
+def _count_accuracy(args: argparse.Namespace) -> int:
+    from multirater.core.errors import UserError
+    from multirater.core.files import read_json, write_json
+    from multirater.data.dataset import load_dataset
+    from multirater.evaluation.counts import count_accuracy, true_counts
+    from multirater.io.detections import read_detections
+
+    detections = read_detections(args.detections)
+    if args.gt is not None:
+        coco, reference = read_json(args.gt), args.gt
+    else:
+        dataset = load_dataset(args.dataset)
+        if args.reference not in dataset.sources:
+            raise UserError(f"--reference {args.reference!r} is not a source of the dataset "
+                            f"(known: {', '.join(dataset.sources)})", args.dataset)
+        coco, reference = dataset.coco(args.reference), str(dataset.coco_path(args.reference))
+    result = count_accuracy(detections, true_counts(coco, detections.image_ids, reference), args.threshold, args.z)
+    meta = detections.meta if isinstance(detections.meta, dict) else {}
+    write_json(args.out, {"detections": args.detections, "reference": reference,
+                          "identity": meta.get("identity"), "calibration": meta.get("calibration"), **result})
+    s = result["summary"]
+    if s["n_images"]:
+        print(f"{args.detections}: {s['n_images']} images, true {s['mean_true_count']:.2f} vs expected "
+              f"{s['mean_expected_count']:.2f} per image; MAE {s['mae_expected']:.2f} (threshold "
+              f"{args.threshold:g}: {s['mae_threshold']:.2f}); coverage {s['coverage']:.2f}")
+    return 0

@@ -1,0 +1,94 @@
+"""Fit a calibrator on one model's (or ensemble's) validation detections, and apply it to other detections.
+
+A calibrator maps raw scores, so it is fitted on, and applied to, detections that are not calibrated yet
+(no ``meta.calibration``). The calibrated detections keep everything but their scores and record the
+calibration in ``meta.calibration``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+
+from multirater.calibration.calibrators import Calibrator, fit_calibrator
+from multirater.calibration.image_sizes import ImageSizes, dataset_image_sizes, detection_box_features
+from multirater.calibration.targets import resolve_reference, targets
+from multirater.core.errors import UserError
+from multirater.data.dataset import Dataset
+from multirater.io.detections import Detections
+
+
+def check_uncalibrated(detections: Detections, detections_name: str) -> None:
+    """Refuse detections whose scores were calibrated already: calibrators map a model's raw scores."""
+    meta = detections.meta if isinstance(detections.meta, dict) else {}
+    done = meta.get("calibration")
+    if done is not None:
+        method = done.get("method") if isinstance(done, dict) else None
+        raise UserError(f"already calibrated ({method}); calibrators fit and map a model's raw scores",
+                        detections_name)
+
+
+def _identity(detections: Detections) -> Any:
+    return detections.meta.get("identity") if isinstance(detections.meta, dict) else None
+
+
+def fit_on_validation(detections: Detections, dataset: Dataset, method: str, target: str, iou: float,
+                      reference: str | None, detections_name: str) -> Calibrator:
+    """Fit ``method`` to the ``target`` (hard against ``reference``, or soft) of the validation detections."""
+    check_uncalibrated(detections, detections_name)
+    if len(detections) == 0:
+        raise UserError("no detections to fit a calibrator on", detections_name)
+    resolved = resolve_reference(detections, dataset, reference) if target == "hard" else None
+    y = targets(detections, dataset, target, resolved, iou, detections_name)
+    features = None
+    if method == "detection-aware":
+        features = detection_box_features(detections, dataset_image_sizes(dataset), detections_name)
+    fitted = {
+        "target": target,
+        "iou": float(iou),
+        "reference": resolved,
+        "raters": list(dataset.rater_names) if target == "soft" else None,
+        "detections": detections_name,
+        "dataset": str(dataset.manifest),
+        "identity": _identity(detections),
+        "n_detections": len(detections),
+        "n_images": len(detections.image_ids),
+        "mean_score": float(np.mean(detections.scores)),
+        "mean_target": float(np.mean(y)),
+    }
+    return fit_calibrator(method, detections.scores, y, features, detections_name, fitted)
+
+
+def recalibrate(detections: Detections, calibrator: Calibrator, sizes: ImageSizes | None, detections_name: str,
+                calibrator_name: str) -> Detections:
+    """The detections with calibrated scores; ``sizes`` (image id -> (width, height)) for detection-aware."""
+    check_uncalibrated(detections, detections_name)
+    features = None
+    if calibrator.needs_boxes:
+        if sizes is None:
+            raise UserError("a detection-aware calibrator needs the images' sizes (a dataset or an image folder)",
+                            calibrator_name)
+        features = detection_box_features(detections, sizes, detections_name)
+    scores = calibrator.predict(detections.scores, features)
+    meta = copy.deepcopy(detections.meta) if isinstance(detections.meta, dict) else {}
+    fitted = calibrator.fitted
+    meta["calibration"] = {
+        "method": calibrator.method,
+        "target": fitted.get("target"),
+        "iou": fitted.get("iou"),
+        "reference": fitted.get("reference"),
+        "fitted_on": fitted.get("detections"),
+        "fitted_identity": fitted.get("identity"),
+        "calibrator": calibrator_name,
+    }
+    return Detections(
+        image_ids=detections.image_ids.copy(),
+        image_id=detections.image_id.copy(),
+        category_id=detections.category_id.copy(),
+        boxes=detections.boxes.copy(),
+        scores=scores,
+        extra=copy.deepcopy(detections.extra),
+        meta=meta,
+    )
