@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch is pinned to the build that lies on this machine's disk; pip takes it from there.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test test-slurm bench lint format clean
+.PHONY: install demo evidence test test-slurm test-gpu bench lint format clean
 
 install: $(STAMP)
 
@@ -23,11 +23,23 @@ demo: install
 		--report results/report.html --report-after-run
 	@echo "open results/report.html"
 
+# The evidence run (README: What the evidence shows): the workflow once per rater preset (biased, noisy)
+# and data seed (0, 1, 2), then LSE vs RSE over all six: results/evidence/summary.csv, fig_evidence.{png,pdf}.
+evidence: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake evidence --profile profiles/local \
+		--configfile config/evidence.yaml
+	@echo "see results/evidence/summary.csv and results/evidence/fig_evidence.png"
+
 test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 test-slurm: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" MULTIRATER_SLURM=1 $(BIN)/python -m pytest -m slurm tests/slurm
+
+# The GPU tests (tests/gpu: AMP training, resume, CPU agreement, tiled prediction's memory); they skip
+# themselves, with the reason, where no CUDA device is visible.
+test-gpu: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m gpu -rs tests/gpu
 
 bench: install
 	$(BIN)/python -m pip install -e '.[bench]'

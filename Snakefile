@@ -23,9 +23,11 @@ include: "workflow/rules/training.smk"
 include: "workflow/rules/selection.smk"
 include: "workflow/rules/ensembles.smk"
 include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/calibration.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/apply.smk"
+include: "workflow/rules/evidence.smk"
 
 
 localrules:
@@ -46,6 +48,10 @@ localrules:
     report,
     apply_count,
     apply,
+    evidence_config,
+    evidence_cell,
+    evidence_summary,
+    evidence,
 
 
 rule all:

@@ -3,8 +3,11 @@
 Workload (issue 3): 20 images of 2048 px, 20 models, about 60 objects per image; each model finds each object
 with probability 0.8 (box jittered) and adds about 15 false positives per image.
 
-- fusion: ``multirater.fusion.fuse`` vs the plain-Python baseline of the same rule (benchmarks/baseline_fusion.py;
-  must give identical groups) and ensemble-boxes ``weighted_boxes_fusion`` (same input, IoU 0.5);
+- fusion: ``multirater.ensembles.fusion.fuse`` vs the plain-Python baseline of the same rule
+  (benchmarks/baseline_fusion.py; must give identical groups) and ensemble-boxes ``weighted_boxes_fusion`` (same
+  input, IoU 0.5): the kernels, in this process; then as whole processes that read and write the files:
+  ``multirater fuse`` on the 20 models' detections files vs ensemble-boxes WBF reading the same files
+  (benchmarks/wbf_files.py);
 - evaluation: ``multirater.metrics.evaluate`` with B bootstrap resamples (mAP, AP50, AP75, mAR, D-ECE at IoU
   0.5 and 0.75) vs pycocotools and faster-coco-eval COCOeval run once per resample (mAP/mAR only) on the
   resample with each repeated image as its own image id; the resample values must agree.
@@ -20,6 +23,7 @@ import contextlib
 import copy
 import io
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,9 +32,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from baseline_fusion import fuse_plain  # noqa: E402
+from whole_process import best_of, fuse_command, wbf_available, wbf_command  # noqa: E402
 
 from multirater.evaluation.bootstrap import resample_indices  # noqa: E402
-from multirater.io.detections import Detections  # noqa: E402
+from multirater.io.detections import Detections, write_detections  # noqa: E402
 from multirater.ensembles.fusion import fuse, group_members  # noqa: E402
 from multirater.evaluation.evaluate import evaluate  # noqa: E402
 
@@ -88,9 +93,9 @@ def timed(fn, repeat=1):
     return best, out
 
 
-def wbf_all(models, image_ids):
-    from ensemble_boxes import weighted_boxes_fusion
-
+def wbf_inputs(models, image_ids):
+    """Per image, ensemble-boxes' inputs: one list of boxes (xyxy in [0, 1]), scores and labels per model."""
+    inputs = []
     for img in image_ids:
         boxes, scores, labels = [], [], []
         for dets in models:
@@ -100,7 +105,34 @@ def wbf_all(models, image_ids):
             boxes.append(xyxy.tolist())
             scores.append([d[3] for d in mine])
             labels.append([d[1] for d in mine])
+        inputs.append((boxes, scores, labels))
+    return inputs
+
+
+def wbf_all(inputs):
+    from ensemble_boxes import weighted_boxes_fusion
+
+    for boxes, scores, labels in inputs:
         weighted_boxes_fusion(boxes, scores, labels, iou_thr=0.5, skip_box_thr=0.0)
+
+
+def whole_process(dets, repeat):
+    """`multirater fuse` and ensemble-boxes WBF as fresh processes on the same detections files."""
+    print("\n== fusion as a whole process: start, read the 20 files, fuse, write (best of "
+          f"{repeat})")
+    with tempfile.TemporaryDirectory() as folder:
+        paths = []
+        for k, model in enumerate(dets):
+            paths.append(Path(folder) / f"model{k:02d}.json")
+            write_detections(paths[-1], model)
+        ours = best_of(fuse_command(paths, Path(folder) / "fused.json"), repeat)
+        print(f"multirater fuse          {ours.wall:8.3f} s  (CPU {ours.cpu:.3f} s, peak {ours.peak_mb:.0f} MB)")
+        if not wbf_available():
+            print("ensemble-boxes not installed (pip install '.[bench]')")
+            return
+        wbf = best_of(wbf_command(paths, Path(folder) / "wbf.json", SIZE), repeat)
+        print(f"ensemble-boxes WBF       {wbf.wall:8.3f} s  (CPU {wbf.cpu:.3f} s, peak {wbf.peak_mb:.0f} MB)"
+              f"   ratio {wbf.wall / ours.wall:5.1f}x (CPU {wbf.cpu / ours.cpu:.1f}x)")
 
 
 def resampled(gt, dets, positions):
@@ -155,6 +187,7 @@ def main() -> None:
     parser.add_argument("--coco-resamples", type=int, default=3, help="resamples timed with pycocotools")
     parser.add_argument("--fast-resamples", type=int, default=20, help="resamples timed with faster-coco-eval")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--fusion-only", action="store_true", help="skip the evaluation benchmark")
     args = parser.parse_args()
 
     gt, models = workload()
@@ -169,11 +202,15 @@ def main() -> None:
     same = group_members(dets, 0.5) == [g["members"] for g in plain]
     print(f"multirater fuse          {t_ours:8.3f} s  ({len(fused)} fused boxes)")
     print(f"plain-Python baseline    {t_plain:8.3f} s  identical groups: {same}   ratio {t_plain / t_ours:7.1f}x")
-    try:
-        t_wbf, _ = timed(lambda: wbf_all(models, image_ids), args.repeat)
+    if wbf_available():
+        inputs = wbf_inputs(models, image_ids)  # per-image lists made outside the timer
+        t_wbf, _ = timed(lambda: wbf_all(inputs), args.repeat)
         print(f"ensemble-boxes WBF       {t_wbf:8.3f} s                           ratio {t_wbf / t_ours:7.1f}x")
-    except ImportError:
+    else:
         print("ensemble-boxes not installed (pip install '.[bench]')")
+    whole_process(dets, args.repeat)
+    if args.fusion_only:
+        return
 
     print(f"\n== evaluation of the fused ensemble, {args.resamples} bootstrap resamples")
     fused_recs = fused.to_records()

@@ -4,7 +4,9 @@ loss checks, optional augmentation) vs a plain torchvision loop on the same mode
 Every measured epoch starts both from the same weights, optimizer state and random state, with the
 same images and labels in the same order (strategy rs-rater1), so both do the same arithmetic; epochs
 of the two alternate, so machine load hits both alike. The ratio is
-ours / plain in images per second (target >= 0.95 on CPU).
+ours / plain in images per second (target >= 0.95 on CPU). The data loader alone (our batches: cached
+images, this epoch's labels, augmentation, the copy to the device; no model) is timed in the same rounds:
+it shows how much of an epoch is data and whether it could starve a GPU.
 
     python benchmarks/bench_train.py                        # tiny model, 256 px, CPU, 1 thread
     python benchmarks/bench_train.py --model resnet34_fpn --size 512 --device cuda   # GPU, AMP on and off
@@ -58,7 +60,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def measure(args: argparse.Namespace, root: Path, amp: bool, augment: bool) -> tuple[float, float]:
+def measure(args: argparse.Namespace, root: Path, amp: bool, augment: bool) -> dict[str, tuple[float, float]]:
     device = torch.device(args.device)
     dataset = load_dataset(root / "ds" / "dataset.yaml")
     ids = dataset.rater_image_ids
@@ -104,8 +106,19 @@ def measure(args: argparse.Namespace, root: Path, amp: bool, augment: bool) -> t
         sync(device)
         return rates(n, t, c)
 
+    def run_data() -> tuple[float, float]:
+        # our epoch's batches exactly as train_one_epoch draws them, without the model
+        torch.manual_seed(epoch_seed(config["training"]["seed"], 0))
+        batch_size = config["training"]["batch_size"]
+        sync(device)
+        t, c = time.perf_counter(), time.process_time()
+        for start in range(0, n, batch_size):
+            ours.batch(0, order[start:start + batch_size])
+        sync(device)
+        return rates(n, t, c)
+
     run_ours(), run_plain()  # warm-up (and image decoding, which the cache does once per job)
-    ours_rates, plain_rates = [], []
+    ours_rates, plain_rates, data_rates = [], [], []
     for r in range(args.rounds):
         # alternate which goes first, so slow drifts in machine load cancel
         if r % 2 == 0:
@@ -114,6 +127,7 @@ def measure(args: argparse.Namespace, root: Path, amp: bool, augment: bool) -> t
         else:
             plain_rates.append(run_plain())
             ours_rates.append(run_ours())
+        data_rates.append(run_data())
     if not augment:
         # Proof that both did the same work: after an epoch from the same start, the same weights.
         a, b = ours.model.state_dict(), model.state_dict()
@@ -126,6 +140,7 @@ def measure(args: argparse.Namespace, root: Path, amp: bool, augment: bool) -> t
         "best": (max(r[pick] for r in ours_rates), max(r[pick] for r in plain_rates)),
         "median": (statistics.median(r[pick] for r in ours_rates), statistics.median(r[pick] for r in plain_rates)),
         "wall": (statistics.median(r[0] for r in ours_rates), statistics.median(r[0] for r in plain_rates)),
+        "data": (max(r[pick] for r in data_rates), statistics.median(r[pick] for r in data_rates)),
     }
 
 
@@ -140,8 +155,12 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"model {args.model}, {args.images} images of {args.size} px, batch {args.batch_size}, device {args.device}"
-          f"{'' if args.device == 'cuda' else f', {args.threads} threads'}, {args.rounds} epochs each")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda: no CUDA device is available")
+    gpu = f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else ""
+    print(f"model {args.model}, {args.images} images of {args.size} px, batch {args.batch_size}, "
+          f"device {args.device}{gpu}{'' if args.device == 'cuda' else f', {args.threads} threads'}, "
+          f"{args.rounds} epochs each")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         generate(root / "ds", seed=0, images=args.images, consensus_images=0, raters=2, size=args.size)
@@ -151,9 +170,12 @@ def main() -> int:
                   + ("  (augmentation is extra work: reference only)" if augment else ""))
             figures = measure(args, root, amp, augment)
             unit = "img/s" if args.device == "cuda" else "img/CPU-s"
+            data_best, data_median = figures.pop("data")
             for name, (ours, plain) in figures.items():
                 shown = "img/s wall clock, median" if name == "wall" else f"{unit}, {name} epoch"
                 print(f"  {shown:28s} ours {ours:7.2f}   plain torchvision loop {plain:7.2f}   ratio {ours / plain:.3f}")
+            print(f"  {unit + ', data loader alone':28s} best {data_best:7.1f}   median {data_median:7.1f}"
+                  f"   (our batches, no model)")
     return 0
 
 

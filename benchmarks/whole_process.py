@@ -3,32 +3,46 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import NamedTuple
 
 HERE = Path(__file__).resolve().parent
 
 
-def measure(command: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak resident MB) of ``command`` run as a child process; fails if it fails."""
-    start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[:3])} ... exited with {child.returncode}")
-    return wall, usage.ru_maxrss / 1024  # Linux: kilobytes
+# A small launcher starts the command: a child's peak memory (ru_maxrss) includes what it inherited at the fork,
+# so it must not be forked from this (large) process.
+_LAUNCHER = """
+import os, subprocess, sys, time
+start = time.perf_counter()
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(child.pid, 0)
+print(time.perf_counter() - start, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
+      os.waitstatus_to_exitcode(status))
+"""
 
 
-def best_of(command: list[str], repeat: int) -> tuple[float, float]:
-    """The fastest of ``repeat`` runs, and the largest peak memory seen."""
+class Run(NamedTuple):
+    wall: float  # seconds
+    cpu: float  # seconds of CPU, user + system: less sensitive than the wall time to a busy machine
+    peak_mb: float  # peak resident memory
+
+
+def measure(command: list[str]) -> Run:
+    """Wall time, CPU time and peak memory of ``command`` run as a fresh process; fails if it fails."""
+    result = subprocess.run([sys.executable, "-c", _LAUNCHER, *command], capture_output=True, text=True, check=True)
+    wall, cpu, rss, code = result.stdout.split()
+    if int(code) != 0:
+        raise RuntimeError(f"{' '.join(command[:3])} ... exited with {code}")
+    return Run(float(wall), float(cpu), float(rss))  # Linux reports ru_maxrss in kilobytes: rss is in MB
+
+
+def best_of(command: list[str], repeat: int) -> Run:
+    """The fastest of ``repeat`` runs (wall and CPU each), and the largest peak memory seen."""
     runs = [measure(command) for _ in range(repeat)]
-    return min(wall for wall, _ in runs), max(rss for _, rss in runs)
+    return Run(min(r.wall for r in runs), min(r.cpu for r in runs), max(r.peak_mb for r in runs))
 
 
 def fuse_command(preds: list[Path], out: Path, sources: list[str] | None = None) -> list[str]:

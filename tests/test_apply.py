@@ -184,3 +184,65 @@ def test_apply_ensemble_defaults_to_the_largest_size(tmp_path):
     config["apply"]["images"] = str(tmp_path / "missing")
     with pytest.raises(UserError, match="config: apply.images: .*missing: no such folder"):
         apply_ensemble(config, ["rater1", "rater2"])
+
+
+# With calibration on, apply counts with the headline approach's calibrator.
+CALIBRATED = {**SMALL, "calibration": {"enabled": True, "methods": ["isotonic"], "targets": ["soft"],
+                                       "headline": {"approach": "rse", "method": "isotonic", "target": "soft"}}}
+
+
+@pytest.mark.slow
+def test_apply_with_the_headline_calibrator(tmp_path):
+    import numpy as np
+
+    work = tmp_path / "run"
+    work.mkdir()
+    subprocess.run([str(BIN / "multirater"), "synth", "--out", str(tmp_path / "synth"), "--seed", "7",
+                    "--images", "2", "--consensus-images", "1", "--raters", "1", "--size", "64"], check=True,
+                   capture_output=True)
+    (tmp_path / "synth" / "images").rename(work / "new")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(CALIBRATED))
+
+    # the calibrator and the test set's evidence for the headline only, not the whole calibration table
+    plan = planned_jobs(snakemake(work, config, "-n", "apply"))
+    assert {"calibrate", "count_accuracy", "apply_recalibrate", "apply_count_calibrated"} <= set(plan), plan
+    assert "calibration_table" not in plan and "apply_count" not in plan, plan
+    snakemake(work, config, "apply")
+    r = work / "results"
+    out = r / "apply" / "rse" / "isotonic-soft"
+    calibrator = json.loads((r / "calibration" / "rse" / "isotonic-soft" / "calibrator.json").read_text())
+    assert calibrator["fitted"]["detections"] == "results/val_ensembles/rse/2/fused.json"
+    fused = json.loads((r / "apply" / "rse" / "2" / "fused.json").read_text())
+    calibrated = json.loads((out / "detections.json").read_text())
+    # isotonic: linear between the breakpoints, constant beyond them
+    raw = np.array([d["score"] for d in fused["detections"]])
+    assert [d["score"] for d in calibrated["detections"]] == pytest.approx(
+        np.clip(np.interp(raw, calibrator["x"], calibrator["y"]), 0, 1), abs=1e-12)
+    assert calibrated["meta"]["calibration"]["method"] == "isotonic"
+
+    counts = pd.read_csv(out / "counts.csv")
+    for row in counts.itertuples():
+        scores = [d["score"] for d in calibrated["detections"] if d["image_id"] == row.image_id]
+        assert row.expected_count == pytest.approx(sum(scores))
+        sd = math.sqrt(sum(s * (1 - s) for s in scores))
+        assert (row.count_lower, row.count_upper) == pytest.approx((sum(scores) - 1.96 * sd, sum(scores) + 1.96 * sd))
+    # how well this approach's counts held on the test set: recounted from the recalibrated test detections
+    test = json.loads((r / "calibration" / "rse" / "isotonic-soft" / "test.json").read_text())
+    consensus = json.loads((r / "data" / "synthetic" / "consensus.json").read_text())
+    errors = []
+    for image_id in test["image_ids"]:
+        expected = sum(d["score"] for d in test["detections"] if d["image_id"] == image_id)
+        true = sum(a["image_id"] == image_id for a in consensus["annotations"])
+        errors.append(abs(expected - true))
+    assert counts.test_count_mae.tolist() == pytest.approx([float(np.mean(errors))] * len(counts))
+    assert "on the test set (1 images" in (r / "logs" / "apply" / "rse" / "isotonic-soft" / "count.log").read_text()
+    assert planned_jobs(snakemake(work, config, "-n", "apply")) == {}
+
+    # a single-model headline predicts the new images with that one model only: the best-ranked ls model
+    single = tmp_path / "single.yaml"
+    single.write_text(yaml.safe_dump({**CALIBRATED, "calibration": {
+        **CALIBRATED["calibration"], "headline": {"approach": "ls", "method": "isotonic", "target": "soft"}}}))
+    snakemake(work, single, "results/ensembles/lse/2/members.json")  # where the best ls model is read from
+    plan = planned_jobs(snakemake(work, single, "-n", "apply"))
+    assert plan["apply_predict"] == 1 and plan["calibrate"] == 1 and "fuse" not in plan, plan

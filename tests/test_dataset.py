@@ -385,3 +385,19 @@ def test_outside_tolerance_boundary_hand_computed():
     assert "non-numeric or non-finite" in bbox_problem([1, float("inf"), 2, 2], empty_ok=False)
     assert "4 finite numbers" in bbox_problem([1, 2, 3], empty_ok=True)
     assert bbox_problem([1, 2, 0, 3], empty_ok=True) is None
+
+
+def test_a_written_dataset_folder_is_readable_by_the_group(tmp_path):
+    """The dataset folder gets the permissions of a plain mkdir under the process umask, not 0700."""
+    import os
+    import stat
+
+    from multirater.data.synthetic import generate
+
+    old = os.umask(0o022)
+    try:
+        manifest = generate(tmp_path / "ds", seed=0, images=4, consensus_images=2, raters=2, size=64)
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE(os.stat(manifest.parent).st_mode)
+    assert mode == 0o755, oct(mode)

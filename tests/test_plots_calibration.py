@@ -90,3 +90,40 @@ def test_ensemble_size_points_are_bootstrap_means_with_std_bars(tmp_path):
     table.to_csv(path, index=False)
     assert main(["figures", "ensemble-size", "--metrics", str(path), "--out", str(tmp_path / "fig4")]) == 0
     assert (tmp_path / "fig4.png").exists() and (tmp_path / "fig4.pdf").exists()
+
+
+def test_reliability_panels_print_the_reference_range():
+    lse = {**LSE, "dece_reference": {"draws": 200, "seed": 0, "mean": 0.05, "p2.5": 0.031, "p97.5": 0.072}}
+    fig = reliability_figure(lse, RSE, size=4)
+    axes = np.array(fig.axes).reshape(2, 2)
+    texts = [t.get_text() for t in axes[1][0].texts]
+    assert "D-ECE = 0.250" in texts and "perfectly calibrated: 0.031-0.072" in texts
+    assert not any(t.get_text().startswith("perfectly") for t in axes[0][1].texts)  # RSE has no reference
+
+
+def test_ensemble_size_shades_the_reference_band():
+    """Each kind's D-ECE panel gets a band from ref_p2.5 to ref_p97.5 at its sizes; mAP gets none."""
+    rows = []
+    for kind, low, high in (("lse", 0.03, 0.08), ("rse", 0.02, 0.06)):
+        for size in (2, 4):
+            rows.append({"kind": kind, "size": size, "metric": "D-ECE", "iou": 0.5, "value": 0.1, "mean": 0.1,
+                         "std": 0.01, "ref_mean": 0.05, "ref_p2.5": low + size / 1000, "ref_p97.5": high})
+            rows.append({"kind": kind, "size": size, "metric": "mAP", "iou": None, "value": 0.5, "mean": 0.5,
+                         "std": 0.01, "ref_mean": None, "ref_p2.5": None, "ref_p97.5": None})
+    fig = ensemble_size_figure(pd.DataFrame(rows))
+    dece_ax, map_ax = fig.axes[0], fig.axes[1]
+    from matplotlib.collections import PolyCollection
+
+    def bands(ax):
+        return [c for c in ax.collections if isinstance(c, PolyCollection)]
+
+    lse_band, rse_band = bands(dece_ax)
+    assert lse_band.get_label() == "LSE perfectly calibrated (95 %)"
+    ys = lse_band.get_paths()[0].vertices[:, 1]
+    assert ys.min() == pytest.approx(0.032) and ys.max() == pytest.approx(0.08)
+    # the band's lower edge follows ref_p2.5 at each size (0.032 at 2, 0.034 at 4)
+    xs = lse_band.get_paths()[0].vertices[:, 0]
+    assert set(np.round(ys[ys < 0.05], 6)) == {0.032, 0.034}
+    assert xs.min() == pytest.approx(2 - 0.08 * 2) and xs.max() == pytest.approx(4 - 0.08 * 2)  # LSE's offset
+    assert rse_band.get_paths()[0].vertices[:, 1].max() == pytest.approx(0.06)
+    assert bands(map_ax) == []

@@ -112,3 +112,59 @@ def test_missing_model_is_a_clear_error_and_writes_nothing(trained, tmp_path, ca
     assert rc == 2
     assert "status.json: file not found" in capsys.readouterr().err
     assert not (tmp_path / "p.json").exists()
+
+
+# ----------------------------------------------------------------------------- tiling
+
+
+def tiled_copy(root, tmp_path, tile_size, tile_overlap):
+    """A copy of the trained model folder whose checkpoint says it was trained with tiling."""
+    from multirater.training.checkpoints import read_checkpoint, save_checkpoint
+
+    folder = tmp_path / f"tiled{tile_size}"
+    shutil.copytree(root / "model", folder)
+    checkpoint = read_checkpoint(folder / "best.pt")
+    checkpoint["meta"]["model_settings"].update(tile_size=tile_size, tile_overlap=tile_overlap, tile_min_visible=0.5)
+    save_checkpoint(folder / "best.pt", checkpoint)
+    return folder
+
+
+def test_tiling_leaves_images_no_larger_than_the_tile_as_they_were(trained, tmp_path):
+    root, manifest = trained
+    tiled = tiled_copy(root, tmp_path, 128, 32)  # the images are 128 px: one window each, the whole image
+    for model, out in ((root / "model", "whole.json"), (tiled, "tiled.json")):
+        assert main(["predict", "--model", str(model), "--dataset", str(manifest), "--splits", str(root / "splits.json"),
+                     "--images", "test", "--out", str(tmp_path / out), "--device", "cpu", "--batch-size", "1"]) == 0
+    whole, tiled_out = (json.loads((tmp_path / n).read_text()) for n in ("whole.json", "tiled.json"))
+    assert whole["detections"] and tiled_out["detections"] == whole["detections"]
+
+
+def test_a_large_16_bit_tiff_is_predicted_window_by_window(trained, tmp_path):
+    import tifffile
+
+    from multirater.training.prediction import detect
+    from multirater.training.tiling import detect_tiled, tiles
+
+    root, manifest = trained
+    dataset = load_dataset(manifest)
+    grey = [load_image(dataset.images[i].path)[:, :, 0] for i in (9, 10, 1, 2, 3, 4)]
+    mosaic = np.round(np.block([grey[:3], grey[3:]]) * 65535).astype(np.uint16)  # 256 x 384 px
+    folder = tmp_path / "large"
+    folder.mkdir()
+    tifffile.imwrite(folder / "mosaic.tif", mosaic, compression="zlib", rowsperstrip=16)
+    tiled = tiled_copy(root, tmp_path, 128, 48)
+    assert main(["predict", "--model", str(tiled), "--images", str(folder), "--out", str(tmp_path / "p.json"),
+                 "--device", "cpu", "--batch-size", "3"]) == 0
+    dets = read_detections(tmp_path / "p.json")
+    assert len(tiles(384, 256, 128, 48)) == 15 and len(dets) > 0
+    x1, y1 = dets.boxes[:, 0] + dets.boxes[:, 2], dets.boxes[:, 1] + dets.boxes[:, 3]
+    assert dets.boxes[:, :2].min() >= 0 and x1.max() <= 384 and y1.max() <= 256
+    # The same as the model on windows of the image decoded whole (16 bit over its full range):
+    # reading the file window by window changes nothing.
+    model, _ = load_trained_model(tiled / "best.pt", torch.device("cpu"))
+    pixels = torch.from_numpy((mosaic.astype(np.float32) / 65535.0)[None].repeat(3, axis=0))
+    boxes, scores, _ = detect_tiled(lambda w: detect(model, w, 3, torch.device("cpu")),
+                                    lambda w: pixels[:, w[1]:w[3], w[0]:w[2]], 384, 256, 128, 48, 3)
+    xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+    np.testing.assert_array_equal(dets.boxes, xywh)
+    np.testing.assert_array_equal(dets.scores, np.clip(scores.astype(np.float64), 0, 1))

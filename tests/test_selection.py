@@ -9,7 +9,8 @@ import pytest
 from multirater.cli import main
 from multirater.core.errors import UserError
 from multirater.selection.members import read_members
-from multirater.selection.ranking import ensemble_members, rank_models, read_selection, read_status, write_selection
+from multirater.io.status import read_status
+from multirater.selection.ranking import ensemble_members, rank_models, read_selection, write_selection
 
 
 def status(strategy, cid, val_map, state="ok"):

@@ -6,6 +6,7 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
@@ -117,3 +118,63 @@ def test_tsv_of_no_sweep_is_one_default_configuration():
 def test_importable_without_torch():
     code = "import sys, multirater.training.sweep, multirater.training.commands; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ----------------------------------------------------------------------------- per-configuration seeds
+
+
+def seeded_config(per_config, seed=42):
+    return {"training": {"seed": seed, "seed_per_config": per_config},
+            "sweep": {"grid": {"lr": [0.001, 0.0003]}}}
+
+
+def draws(training):
+    """What a configuration's seed decides: epoch orders, LS draws (3 raters), augmentation seeds."""
+    from multirater.training.labels import Strategy, epoch_order, training_sources
+    from multirater.training.loop import epoch_seed
+
+    seed, images = training["seed"], list(range(1, 41))
+    orders = [epoch_order(seed, epoch, images) for epoch in range(3)]
+    ls = [training_sources(Strategy("ls"), ["a", "b", "c"], seed, epoch, i)[0] for epoch in range(3) for i in images]
+    return orders, ls, [epoch_seed(seed, epoch) for epoch in range(3)]
+
+
+def test_per_configuration_seeds_differ_between_configurations_and_repeat_exactly():
+    from multirater.training.sweep import training_config
+
+    config = seeded_config(True)
+    first, second = (training_config(config, e) for e in expand_sweep(config))
+    for job in (first, second):  # the formula, written out: numpy's SeedSequence of (training.seed, id as hex)
+        expected = int(np.random.SeedSequence([42, int(job["config_id"], 16)]).generate_state(1, np.uint32)[0])
+        assert job["training"]["seed"] == expected and job["training"]["seed_per_config"] is True
+    orders_1, ls_1, augment_1 = draws(first["training"])
+    orders_2, ls_2, augment_2 = draws(second["training"])
+    assert all(a != b for a, b in zip(orders_1, orders_2))
+    assert ls_1 != ls_2 and all(a != b for a, b in zip(augment_1, augment_2))
+    # the same configuration, expanded again, draws exactly the same
+    again = training_config(config, expand_sweep(config)[0])
+    assert again == first and draws(again["training"]) == (orders_1, ls_1, augment_1)
+    # training.seed still matters: another base seed gives other seeds
+    other = training_config(seeded_config(True, seed=7), expand_sweep(seeded_config(True, seed=7))[0])
+    assert other["config_id"] == first["config_id"] and other["training"]["seed"] != first["training"]["seed"]
+
+
+def test_without_per_configuration_seeds_every_configuration_keeps_training_seed():
+    from multirater.training.sweep import pretrain_config, training_config
+
+    config = seeded_config(False)
+    jobs = [training_config(config, e) for e in expand_sweep(config)]
+    assert [j["training"]["seed"] for j in jobs] == [42, 42]
+    assert draws(jobs[0]["training"]) == draws(jobs[1]["training"])
+    assert pretrain_config(seeded_config(True))["training"]["seed"] == 42  # one pretrain job: its seed as given
+
+
+def test_cli_writes_each_configurations_seed_into_its_file(tmp_path):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(seeded_config(True)))
+    assert main(["sweep", "--config", str(tmp_path / "config.yaml"), "--out", str(tmp_path / "configs.tsv"),
+                 "--config-dir", str(tmp_path / "configs")]) == 0
+    ids = [line.split("\t")[0] for line in (tmp_path / "configs.tsv").read_text().splitlines()[1:]]
+    seeds = {cid: yaml.safe_load((tmp_path / "configs" / f"{cid}.yaml").read_text())["training"]["seed"] for cid in ids}
+    assert len(set(seeds.values())) == 2
+    for cid, seed in seeds.items():
+        assert seed == int(np.random.SeedSequence([42, int(cid, 16)]).generate_state(1, np.uint32)[0])

@@ -96,7 +96,7 @@ def test_write_tables(workflow_files):
 
     tidy = pd.read_csv(out / "metrics.csv")
     assert list(tidy.columns) == ["kind", "size", "strategy", "config_id", "metric", "iou", "value", "mean", "std",
-                                  "p2.5", "p97.5"]
+                                  "p2.5", "p97.5", "ref_mean", "ref_p2.5", "ref_p97.5"]
     assert len(tidy) == 3 * (len(models) + len(ensembles))  # three metrics per file
     row = tidy[(tidy.kind == "rse") & (tidy.metric == "D-ECE")].iloc[0]
     assert row["size"] == 2 and row["iou"] == 0.5 and row["value"] == 0.08 and row["mean"] == pytest.approx(0.08)
@@ -179,3 +179,35 @@ def test_two_files_measuring_the_same_model_are_refused(workflow_files):
     copy.write_text(open(models[0]).read())
     with pytest.raises(UserError, match="measures ls/aaaa0000, as another metrics file does"):
         write_tables(tmp_path / "selection.csv", models + [str(copy)], ensembles, tmp_path / "out")
+
+
+def test_dece_rows_carry_the_finite_sample_reference(workflow_files):
+    """metrics.csv and lse_vs_rse.csv put each file's ``dece_reference`` beside its D-ECE rows (every IoU),
+    and leave it empty for other metrics and for files without one."""
+    tmp_path, models, ensembles = workflow_files
+    bands = {"lse": {"draws": 200, "seed": 0, "mean": 0.05, "p2.5": 0.03, "p97.5": 0.08},
+             "rse": {"draws": 200, "seed": 0, "mean": 0.04, "p2.5": 0.02, "p97.5": 0.07}}
+    for path, kind in zip(ensembles, ("lse", "rse")):
+        data = json.loads(open(path).read())
+        data["metrics"].append({"metric": "D-ECE", "iou": 0.75, "value": 0.2})
+        data["dece_reference"] = bands[kind]
+        open(path, "w").write(json.dumps(data))
+    out = tmp_path / "tables"
+    write_tables(tmp_path / "selection.csv", models, ensembles, out)
+
+    tidy = pd.read_csv(out / "metrics.csv")
+    for kind, band in bands.items():
+        rows = tidy[(tidy.kind == kind) & (tidy.metric == "D-ECE")]
+        assert sorted(rows.iou) == [0.5, 0.75]
+        assert rows["ref_mean"].tolist() == [band["mean"]] * 2
+        assert rows["ref_p2.5"].tolist() == [band["p2.5"]] * 2 and rows["ref_p97.5"].tolist() == [band["p97.5"]] * 2
+    others = tidy[(tidy.metric != "D-ECE") | (tidy.kind == "single")]  # the single models' files have none
+    assert others[["ref_mean", "ref_p2.5", "ref_p97.5"]].isna().all().all()
+
+    cmp = pd.read_csv(out / "lse_vs_rse.csv")
+    assert list(cmp.columns)[-6:] == ["ref_mean_lse", "ref_p2.5_lse", "ref_p97.5_lse",
+                                      "ref_mean_rse", "ref_p2.5_rse", "ref_p97.5_rse"]
+    dece = cmp[(cmp.metric == "D-ECE") & (cmp.iou == 0.5)].iloc[0]
+    assert (dece["ref_mean_lse"], dece["ref_p2.5_lse"], dece["ref_p97.5_lse"]) == (0.05, 0.03, 0.08)
+    assert (dece["ref_mean_rse"], dece["ref_p2.5_rse"], dece["ref_p97.5_rse"]) == (0.04, 0.02, 0.07)
+    assert cmp[cmp.metric == "mAP"][["ref_mean_lse", "ref_p97.5_rse"]].isna().all().all()

@@ -194,7 +194,7 @@ def write_images(folder):
         "deep_zlib_tiles.tif": lambda p: tifffile.imwrite(p, deep, compression="zlib", tile=(64, 128)),
         "rgb_strips.tif": lambda p: tifffile.imwrite(p, rgb, compression="zlib", rowsperstrip=50),
         "rgba.tif": lambda p: tifffile.imwrite(p, np.dstack([rgb, rgb[:, :, :1]]), compression="zlib"),
-        "planar.tif": lambda p: tifffile.imwrite(p, np.moveaxis(rgb, -1, 0), planarconfig="separate"),
+        "planar.tif": lambda p: tifffile.imwrite(p, np.moveaxis(rgb, -1, 0), photometric="rgb", planarconfig="separate"),
         "grey.png": lambda p: Image.fromarray(rgb[:, :, 0], mode="L").save(p),
         "rgb.png": lambda p: Image.fromarray(rgb, mode="RGB").save(p),
     }
@@ -246,3 +246,107 @@ def test_reading_a_window_of_a_large_tiff_takes_memory_of_the_window_not_the_ima
     assert window[0, 0, 0] == np.float32(((3000 * 7 + 2000 * 3) % 65536) / 65535)
     # strips span the width: 64 rows x 6000 px x 2 B = 0.77 MB each, 5 of them for 256 rows
     assert peak < 8e6, f"peak {peak / 1e6:.1f} MB"
+
+
+# ----------------------------------------------------------------------------- training on crops
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory):
+    """6 synthetic 256 px images, 2 raters, and a model on 128 px tiles: crops in training, windows in validation."""
+    import json
+
+    from multirater.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("large")
+    manifest = generate(root / "ds", seed=5, images=6, consensus_images=0, raters=2, size=256)
+    (root / "splits.json").write_text(json.dumps({"train": [1, 2, 3, 4], "val": [5, 6], "test": []}))
+    config = {"model": {"name": "tiny", "min_size": 128, "max_size": 128, "tile_size": 128, "tile_overlap": 48},
+              "training": {"epochs": 2, "batch_size": 2, "augment": True, "augment_p": 0.5, "freeze": "none",
+                           "patience": 0}, "config_id": "tiles"}
+    return root, manifest, config
+
+
+def test_training_batches_are_seeded_crops_with_the_boxes_they_show(large, tmp_path):
+    from multirater.data.dataset import load_dataset
+    from multirater.training.inputs import read_splits
+    from multirater.training.job import prepare_job
+    from multirater.training.labels import Strategy, training_sources
+    from multirater.training.settings import job_config
+
+    root, manifest, config = large
+    dataset = load_dataset(manifest)
+    job, _ = prepare_job(dataset, read_splits(root / "splits.json", dataset), Strategy("ls"),
+                         job_config(config["model"], {**config["training"], "augment": False}, "x"), tmp_path / "m",
+                         torch.device("cpu"))
+    images, targets = job.batch(1, [1, 2, 3])
+    again_images, again_targets = job.batch(1, [1, 2, 3])
+    for image_id, image, target, again, again_target in zip([1, 2, 3], images, targets, again_images, again_targets):
+        assert image.shape == (3, 128, 128) and torch.equal(image, again)  # a replay draws the same crop
+        assert torch.equal(target["boxes"], again_target["boxes"])
+        x0, y0, x1, y1 = crop_window(42, 1, image_id, 256, 256, 128)
+        whole = torch.from_numpy(load_image(dataset.images[image_id].path).transpose(2, 0, 1).copy())
+        assert torch.equal(image, whole[:, y0:y1, x0:x1])
+        (rater,) = training_sources(Strategy("ls"), ["rater1", "rater2"], 42, 1, image_id)
+        xywh = dataset.boxes(rater, image_id)
+        keep, expected = crop_boxes(torch.tensor(np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1),
+                                                 dtype=torch.float32), (x0, y0, x1, y1), 0.5)
+        assert torch.equal(target["boxes"], expected) and len(target["labels"]) == int(keep.sum())
+    assert job.batch(2, [1])[0][0].shape == (3, 128, 128)
+
+
+def test_tiled_training_resumes_bitwise_and_predicts_in_windows(large, tmp_path):
+    import json
+    import os
+    import signal
+
+    import yaml
+
+    from multirater.cli import main
+    from multirater.data.dataset import load_dataset
+    from multirater.training.inputs import read_splits
+    from multirater.training.labels import Strategy
+    from multirater.training.loop import run_training
+    from multirater.training.settings import read_training_config
+    from multirater.training.signals import EXIT_PREEMPTED
+
+    root, manifest, config = large
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    args = ["--dataset", str(manifest), "--splits", str(root / "splits.json"), "--strategy", "ls",
+            "--config", str(tmp_path / "c.yaml"), "--device", "cpu", "--threads", "1"]
+    assert main(["train", *args, "--out", str(tmp_path / "straight")]) == 0
+
+    def sigterm_at(epoch, step):
+        if (epoch, step) == (1, 1):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    dataset = load_dataset(manifest)
+    rc = run_training(dataset, read_splits(root / "splits.json", dataset), Strategy("ls"),
+                      read_training_config(tmp_path / "c.yaml"), tmp_path / "resumed", torch.device("cpu"),
+                      after_step=sigterm_at)
+    assert rc == EXIT_PREEMPTED
+    assert main(["train", *args, "--out", str(tmp_path / "resumed")]) == 0
+    straight, resumed = (torch.load(tmp_path / n / "last.pt", weights_only=True)["model"] for n in ("straight", "resumed"))
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    assert json.loads((tmp_path / "straight" / "status.json").read_text())["status"] == "ok"
+    assert main(["predict", "--model", str(tmp_path / "straight"), "--dataset", str(manifest), "--splits",
+                 str(root / "splits.json"), "--images", "val", "--out", str(tmp_path / "p.json"), "--device", "cpu"]) == 0
+    detections = json.loads((tmp_path / "p.json").read_text())["detections"]
+    assert detections and all(0 <= d["bbox"][0] and d["bbox"][0] + d["bbox"][2] <= 256.01 for d in detections)
+
+
+def test_crop_targets_carry_one_mask_per_kept_box(large):
+    from multirater.data.dataset import load_dataset
+    from multirater.training.data import LabelMap, Targets, polygons_to_masks
+
+    _, manifest, _ = large
+    dataset = load_dataset(manifest)
+    targets = Targets(dataset, LabelMap([c["id"] for c in dataset.categories]), masks=True)
+    window = (64, 32, 192, 160)
+    cropped = targets.get(["rater1"], 2, window, 0.5)
+    whole = targets.get(["rater1"], 2)
+    keep, _ = crop_boxes(whole["boxes"], window, 0.5)
+    assert cropped["masks"].shape == (int(keep.sum()), 128, 128) and len(cropped["boxes"]) == int(keep.sum())
+    full = whole["masks"][keep][:, 32:160, 64:192]
+    agree = (cropped["masks"] == full).float().mean()
+    assert agree > 0.995 and torch.equal(polygons_to_masks([], 128, 128), torch.zeros(0, 128, 128, dtype=torch.uint8))

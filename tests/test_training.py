@@ -377,12 +377,14 @@ def test_settings_defaults_are_the_documented_ones():
     documented_training = {
         "epochs": 10, "patience": 5, "optimizer": "adam", "lr": 0.001, "weight_decay": 0, "momentum": 0.9,
         "batch_size": 2, "schedule": "plateau", "warmup_epochs": 0, "plateau_patience": 10, "plateau_factor": 0.5,
-        "freeze": "backbone", "augment": True, "augment_p": 0.3, "seed": 42, "val_max_dets": 100, "amp": True,
+        "freeze": "backbone", "augment": True, "augment_p": 0.3, "seed": 42, "seed_per_config": False,
+        "val_max_dets": 100, "amp": True,
     }
     assert validate_training(None) == documented_training
     model = validate_model(None)
     assert model == {"name": "tiny", "base_checkpoint": None, "min_size": 256, "max_size": 256, "score_thresh": 0.001,
-                     "detections_per_img": 300, "nms_thresh": 0.5, "trainable_layers": 5}
+                     "detections_per_img": 300, "nms_thresh": 0.5, "trainable_layers": 5,
+                     "tile_size": None, "tile_overlap": 128, "tile_min_visible": 0.5}
     goat = validate_model({"name": "goat"})
     assert (goat["detections_per_img"], goat["nms_thresh"], goat["trainable_layers"]) == (1000, 0.4, 4)
     # true/false, the paper's search space for freeze, mean backbone/none
@@ -414,6 +416,8 @@ def test_a_bad_setting_is_the_same_error_in_the_workflow_and_in_a_training_confi
 
 @pytest.mark.parametrize("data, item", [
     ({"model": {"min_size": 512, "max_size": 256}}, "model.max_size"),
+    ({"model": {"tile_size": 256, "tile_overlap": 256}}, "model.tile_overlap"),
+    ({"model": {"tile_size": 16}}, "model.tile_size"),
     ({"training": {"epochs": 1}, "trianing": {}}, "trianing"),
     ({"config_id": ""}, "config_id"),
 ])
@@ -430,6 +434,9 @@ def test_workflow_rejects_max_size_below_min_size():
 
     with pytest.raises(UserError, match="model.max_size: must be >= min_size"):
         validate({"model": {"min_size": 300}}, SCHEMA_PATH)  # max_size keeps its default, 256
+    with pytest.raises(UserError, match=r"model.tile_overlap: must be < tile_size \(128\), got 128"):
+        validate({"model": {"tile_size": 128}}, SCHEMA_PATH)  # tile_overlap keeps its default, 128
+    validate({"model": {"tile_size": 512}}, SCHEMA_PATH)
 
 
 # ----------------------------------------------------------------------------- checkpoints

@@ -1,5 +1,6 @@
 """SLURM tests run only against a real cluster: `make test-slurm` (MULTIRATER_SLURM=1, after
-tests/slurm/up.sh). Under plain `make test` they are skipped, with the reason."""
+tests/slurm/up.sh). Under plain `make test` they are skipped, with the reason; modules that set
+`NEEDS_CLUSTER = False` (unit tests of the pre-flight on canned `sinfo` output) run everywhere."""
 
 from __future__ import annotations
 
@@ -26,8 +27,15 @@ def cluster_answer(timeout: float = 20) -> str | None:
     return None
 
 
+def needs_cluster(item: pytest.Item) -> bool:
+    """Tests here need a cluster unless their module says `NEEDS_CLUSTER = False` (e.g. the
+    pre-flight's unit tests on canned `sinfo` output, which run under plain `make test`)."""
+    module = getattr(item, "module", None)
+    return HERE in Path(str(item.fspath)).parents and getattr(module, "NEEDS_CLUSTER", True)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    mine = [item for item in items if HERE in Path(str(item.fspath)).parents]
+    mine = [item for item in items if needs_cluster(item)]
     for item in mine:
         item.add_marker(pytest.mark.slurm)
     if not mine or os.environ.get("MULTIRATER_SLURM") == "1":

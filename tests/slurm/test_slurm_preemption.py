@@ -1,5 +1,5 @@
-"""Preemption of a real training job: `scontrol requeue` of the workflow's training job once it has
-saved last.pt for at least one epoch. SLURM stops the job (SIGTERM: the training saves last.pt and
+"""Preemption of a real training job: `scontrol requeue` of the workflow's model job (its training, then
+its prediction, in one SLURM job) once the training has saved last.pt for at least one epoch. SLURM stops the job (SIGTERM: the training saves last.pt and
 exits 75) and runs it again under the same job id; the new run resumes from last.pt (its log says
 so), and the model's predictions equal an uninterrupted training of the same configuration."""
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from .slurm_helpers import VENV_BIN, env, run_id, sacct
+from .slurm_helpers import VENV_BIN, env, model_of, run_id, sacct
 from .test_slurm_workflow import REDUCED, REPO, SLURM_OVERRIDES, assert_same_detections, config_ids
 
 # One model, trained long enough (many small steps) to be caught between two epochs.
@@ -26,11 +26,13 @@ STRATEGY = "ls"
 
 
 def running_training(name: str) -> str | None:
+    """The SLURM job id of the running model job that trains (profiles/slurm: training + predictions)."""
     done = subprocess.run(["squeue", "-h", f"--name={name}", "-t", "RUNNING", "-o", "%i %k"],
                           capture_output=True, text=True)
     for line in done.stdout.splitlines():
         jobid, _, comment = line.strip().partition(" ")
-        if comment.startswith("rule_train_"):
+        model = model_of(comment)
+        if model and "train" in model[2]:
             return jobid
     return None
 
@@ -130,9 +132,11 @@ def test_requeued_training_resumes_from_last_checkpoint(tmp_path: Path, slurm_cl
     resumed = re.findall(r"resuming from \S*last\.pt: epoch (\d+), step (\d+)", train_log)
     assert resumed and int(resumed[-1][0]) >= 2, train_log[-2000:]  # after at least one saved epoch
     assert json.loads((model / "status.json").read_text())["status"] == "ok"
-    # Its time limit came from the workflow config (train_runtime: 10 minutes x attempt 1), not the profile.
+    # Its time limit came from the workflow config, not the profile: the model job trains, then predicts
+    # the test set, one after another (train_runtime 10 + predict_runtime 10 minutes, x attempt 1).
     [record] = [r for r in sacct(name=run_id(log)) if r["JobID"] == jobid]
-    assert record["Timelimit"] == "00:10:00", record
+    limit = PREEMPT["resources"]["train_runtime"] + PREEMPT["resources"]["predict_runtime"]
+    assert record["Timelimit"] == f"00:{limit:02d}:00" == "00:20:00", record
     (tmp_path / "sacct.txt").write_text("\n".join(history) + "\n" + "\n".join(
         "|".join(r.values()) for r in sacct(name=run_id(log))) + "\n")
 

@@ -1,9 +1,10 @@
 """The real workflow on the real cluster: a reduced sweep run with the repository's slurm profile
 (partition and resources overridden for the one-node test cluster) is interrupted with SIGINT while
 training jobs run, restarted and killed with SIGKILL, recovered (scancel the orphans, --unlock) and
-rerun to completion. Checks: every training and prediction ran as a SLURM job (sacct), the models
-finished before an interruption were not retrained (files untouched), and the predictions and
-metrics equal an uninterrupted run with the local profile."""
+rerun to completion. Checks: every training and prediction ran in a SLURM job (sacct), one job per
+model (its training and its predictions), the models finished before an interruption were not
+retrained (files untouched), and the predictions and metrics equal an uninterrupted run with the
+local profile."""
 
 from __future__ import annotations
 
@@ -20,13 +21,15 @@ import numpy as np
 import pytest
 import yaml
 
-from .slurm_helpers import PARTITION, VENV_BIN, env, rule_of, run_id, sacct, snakemake
+from .slurm_helpers import PARTITION, VENV_BIN, env, model_of, rules_of, run_id, sacct, snakemake
 
 REPO = Path(__file__).resolve().parents[2]
 
 # One rater (strategies ls and rs-rater1) x two configurations: 4 trainings, 4 predictions.
 REDUCED = {
-    "dataset": {"synthetic": {"seed": 0, "images": 8, "consensus_images": 4, "raters": 1, "size": 64}},
+    # (repeat and base images: config/config.yaml's demo values do not fit 8 images, and a small base is quicker)
+    "dataset": {"synthetic": {"seed": 0, "images": 8, "consensus_images": 4, "raters": 1, "size": 64,
+                              "repeat_images": 0, "base_images": 8}},
     "model": {"name": "tiny", "min_size": 64, "max_size": 64},
     "pretrain": {"epochs": 1, "lr": 0.001, "batch_size": 4},
     "training": {"epochs": 2, "patience": 2, "batch_size": 4},
@@ -100,13 +103,14 @@ def trained(work: Path, log: str) -> list[Path]:
 
 
 def training_now(work: Path, name: str, ids: list[str]) -> list[Path]:
-    """Models whose training job is RUNNING in SLURM and has not written its status.json yet."""
+    """Models whose job (training, then predictions) is RUNNING in SLURM and has not written its
+    status.json yet."""
     done = subprocess.run(["squeue", "-h", f"--name={name}", "-t", "RUNNING", "-o", "%k"],
                           capture_output=True, text=True)
-    comments = [c.strip() for c in done.stdout.splitlines() if c.strip().startswith("rule_train_")]
+    jobs = [model_of(c.strip()) for c in done.stdout.splitlines()]
+    running = {(job[0], job[1]) for job in jobs if job and "train" in job[2]}
     models = [work / "results" / "models" / s / c for s in STRATEGIES for c in ids]
-    return [m for m in models if any(c.endswith(f"_{m.parent.name}_{m.name}") for c in comments)
-            and not (m / "status.json").exists()]
+    return [m for m in models if (m.parent.name, m.name) in running and not (m / "status.json").exists()]
 
 
 def queued(name: str) -> list[str]:
@@ -199,7 +203,7 @@ def test_interrupted_sweep_on_slurm_resumes_and_matches_local(tmp_path: Path, lo
     subprocess.run(["scancel", f"--name={name1}"], check=True)
     assert wait_dequeued(name1) == []
     run1 = wait_accounted(name1)
-    run1_trains = [r for r in run1 if rule_of(r) == "train"]
+    run1_trains = [r for r in run1 if "train" in rules_of(r)]
     assert sum(r["State"] == "COMPLETED" for r in run1_trains) >= len(finished), run1
     before = mtimes(finished)
 
@@ -226,18 +230,26 @@ def test_interrupted_sweep_on_slurm_resumes_and_matches_local(tmp_path: Path, lo
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     run3 = wait_accounted(run_id(done.stdout + done.stderr))
     assert mtimes(finished) == before, "a finished model was retrained or touched"
-    run3_trains = [r for r in run3 if rule_of(r) == "train"]
+    run3_trains = [r for r in run3 if "train" in rules_of(r)]
     for folder in finished:
-        assert not [r for r in run3_trains if r["Comment"].endswith(f"_{folder.parent.name}_{folder.name}")], folder
+        assert not [r for r in run3_trains if model_of(r["Comment"])[:2] == (folder.parent.name, folder.name)], folder
     assert len(run3_trains) == 4 - len(finished), run3_trains
+    # One SLURM job per model: its training, its predictions (validation and test) and its evaluation
+    # in one job, and no job of its own for any of its predictions.
+    models3 = [model_of(r["Comment"]) for r in run3 if model_of(r["Comment"])]
+    assert all(rules == {"train", "predict", "evaluate_detections"} for _s, _c, rules in models3 if "train" in rules), run3
+    trained3 = {(s, c) for s, c, rules in models3 if "train" in rules}
+    assert not [m for m in models3 if m[:2] in trained3 and "train" not in m[2]], run3
 
     # Every training and prediction went through sbatch, and each output came from a COMPLETED job.
     records = run1 + run2 + run3
     completed = [r["Comment"] for r in records if r["State"] == "COMPLETED"]
+    completed_models = [model_of(c) for c in completed if model_of(c)]
     for strategy in STRATEGIES:
         for config_id in ids:
-            trainings = sum(c == f"rule_train_wildcards_{strategy}_{config_id}" for c in completed)
-            predictions = sum(c == f"rule_predict_wildcards_test_{strategy}_{config_id}" for c in completed)
+            jobs = [rules for s, c, rules in completed_models if (s, c) == (strategy, config_id)]
+            trainings = sum("train" in rules for rules in jobs)
+            predictions = sum("predict" in rules for rules in jobs)
             assert predictions >= 1, (strategy, config_id, records)
             # a model snakemake saw finish was trained once; one whose job ended unseen is retrained
             registered = work / "results" / "models" / strategy / config_id in finished

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+
+# One OpenBLAS thread unless the user asks for more: no command multiplies large matrices with numpy, and
+# starting OpenBLAS's thread pool at `import numpy` costs tens of milliseconds per command (more on a busy node).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from multirater import __version__
 from multirater.core.errors import UserError
@@ -17,7 +22,7 @@ from multirater.core.errors import UserError
 COMMAND_MODULES = tuple(
     f"multirater.{stage}.commands"
     for stage in ("data", "agreement", "training", "selection", "ensembles", "evaluation", "calibration", "figures",
-                  "apply")
+                  "apply", "evidence")
 )
 
 EXIT_USER_ERROR = 2

@@ -5,6 +5,13 @@ from pathlib import Path
 import yaml
 from snakemake.exceptions import WorkflowError
 
+from multirater.calibration.approach_files import ApproachFiles
+from multirater.calibration.approaches import (
+    approach_names,
+    check_calibration,
+    headline,
+    variant_names,
+)
 from multirater.config import SCHEMA_PATH
 from multirater.config.loading import apply_ensemble, load_workflow_config
 from multirater.core.errors import UserError
@@ -48,6 +55,7 @@ SIZES = sorted(config["ensembles"]["sizes"])
 SPLITS = sorted(set(config["prediction"]["splits"]) | {"test"})
 MANIFEST = config["dataset"]["manifest"]
 BASE_CHECKPOINT = (config["model"] or {}).get("base_checkpoint")
+BASE_MANIFEST = config["dataset"]["base_manifest"]
 
 
 wildcard_constraints:
@@ -57,26 +65,31 @@ wildcard_constraints:
     kind="lse|rse",
     size="[0-9]+",
     # where an ensemble lies: the experiment's (test set) or the apply target's (new images)
-    stage="ensembles|apply",
+    stage="ensembles|apply|val_ensembles",
 
 
-# --- the dataset --------------------------------------------------------------------------------
+# --- the dataset and its test label sets ---------------------------------------------------------
+# Every test label set is ground truth of its own: name -> COCO file, "consensus" first when there is
+# one. The headline label set (evaluation.label_set, resolved and checked with the config above) is
+# the one of the headline metrics, tables and figures; the others are evaluated beside it.
 if MANIFEST is None:
     DATASET_INPUT = f"{R}/data/synthetic"  # a directory() output of the synth rule
     DATASET = f"{R}/data/synthetic/dataset.yaml"
-    CONSENSUS = f"{R}/data/synthetic/consensus.json"
+    LABEL_SET_FILES = {"consensus": f"{R}/data/synthetic/consensus.json"}
 else:
     DATASET_INPUT = MANIFEST
     DATASET = MANIFEST
     try:
-        _consensus = read_manifest(MANIFEST).consensus_file
+        LABEL_SET_FILES = {
+            name: str(path)
+            for name, path in read_manifest(MANIFEST).label_set_files.items()
+        }
     except UserError as _error:
         raise WorkflowError(str(_error)) from None
-    if _consensus is None:
-        raise WorkflowError(
-            f"{MANIFEST}: consensus: missing; the test set needs consensus labels"
-        )
-    CONSENSUS = str(_consensus)
+LABEL_SETS = list(LABEL_SET_FILES)
+HEADLINE_LABEL_SET = config["evaluation"]["label_set"]
+HEADLINE_GT = LABEL_SET_FILES[HEADLINE_LABEL_SET]
+CONSENSUS = HEADLINE_GT  # the name calibration.smk reads the headline ground truth by
 
 
 # --- the base model -----------------------------------------------------------------------------
@@ -85,6 +98,17 @@ if BASE_CHECKPOINT is None:
     # retrains (keep models/pretrain/best.pt if you will add configurations later).
     BASE_INPUT = f"{R}/models/pretrain/status.json"
     BASE = f"{R}/models/pretrain/best.pt"
+    # The pretrain job learns from a dataset of its own, never the experiment's labels: the user's
+    # dataset.base_manifest, or generated images labelled by the simulated detector (synth_base).
+    # (With the user's own data and neither, the config check above has stopped the run.)
+    if BASE_MANIFEST is None:
+        # a directory() output of the synth_base rule
+        BASE_DATASET_INPUT = f"{R}/data/base"
+        BASE_DATASET = f"{R}/data/base/dataset.yaml"
+    else:
+        BASE_DATASET_INPUT = BASE_MANIFEST
+        BASE_DATASET = BASE_MANIFEST
+    BASE_SPLITS = f"{R}/data/base_splits.json"
 else:
     BASE_INPUT = BASE_CHECKPOINT
     BASE = BASE_CHECKPOINT
@@ -123,6 +147,29 @@ def _runtime_per_attempt(minutes):
     return runtime
 
 
+# A SLURM group job (profiles/slurm groups a model's training with its predictions, and bundles
+# the small fuse/evaluate jobs) has one slot (`resources: group_slots=1` there) and each grouped job
+# takes it: members run one after another, so the group asks for its largest member's CPUs and
+# memory, not their sum. Outside SLURM nothing limits group_slots.
+GROUP_SLOT = {"group_slots": 1}
+
+
+def evaluation_group(wildcards):
+    """The group (one SLURM job) an evaluation runs in: a model's metrics, on every label set, join
+    that model's job (profiles/slurm groups train and predict as model_<strategy>_<config_id>); the
+    other evaluations are bundled. (Snakemake 9 lets bundles grow past --group-components while they
+    wait, so the 240 model evaluations of the paper would end up in one bundle of 240 in series.)
+    Groups matter only to cluster executors."""
+    subject = wildcards.subject
+    if subject.startswith("label_sets/"):
+        subject = subject.split("/", 2)[2]
+    kind, *names = subject.split("/")
+    if kind == "models":
+        strategy, config_id = names
+        return f"model_{strategy}_{config_id}"
+    return "evaluations"
+
+
 def _job_resources(kind):
     res = config["resources"]
     # device and batch size are resources, not params: changing them must not rerun finished jobs
@@ -130,6 +177,7 @@ def _job_resources(kind):
         "mem_mb": res[f"{kind}_mem_mb"],
         "runtime": _runtime_per_attempt(res[f"{kind}_runtime"]),
         "device": res["device"],
+        **GROUP_SLOT,
     }
     if kind == "predict":
         out["batch_size"] = config["prediction"]["batch_size"]
@@ -140,6 +188,20 @@ def _job_resources(kind):
 
 TRAIN_RESOURCES = _job_resources("train")
 PREDICT_RESOURCES = _job_resources("predict")
+
+
+# --- SLURM pre-flight: before the first sbatch, every job's request against the nodes `sinfo` lists.
+# A request no node of its partition can meet would sit PENDING forever with snakemake saying nothing.
+onstart:
+    _executor = workflow.executor_plugin
+    if _executor is not None and _executor.name == "slurm":
+        from snakemake.logging import logger
+        from multirater.slurm.preflight import check_run
+
+        try:
+            check_run(workflow.dag, warn=logger.warning)
+        except UserError as _error:
+            raise WorkflowError(str(_error)) from None
 
 
 # --- file lists ---------------------------------------------------------------------------------
@@ -159,6 +221,44 @@ def prediction_files(split, strategies=None):
     )
 
 
+# --- calibration (calibration.smk): each approach (the best ls model, the best rs model of each rater,
+# the largest lse and rse) uncalibrated and after each calibrator (method-target), on the test set -----
+CALIBRATION = config["calibration"]
+try:
+    check_calibration(config, RATERS)
+except UserError as _error:
+    raise WorkflowError(str(_error)) from None
+APPROACHES = approach_names(RATERS) if CALIBRATION["enabled"] else []
+VARIANTS = variant_names(CALIBRATION["methods"], CALIBRATION["targets"])
+CALIBRATED_VARIANTS = VARIANTS[1:]  # all but "uncalibrated"
+# Where each approach's files lie; a single model's is read from the largest ensemble's members file.
+APPROACH_FILES = ApproachFiles(
+    R,
+    max(SIZES),
+    lambda kind: checkpoints.members.get(
+        stage="ensembles", kind=kind, size=max(SIZES)
+    ).output[0],
+)
+if CALIBRATION["enabled"]:
+    # calibrators are fitted on validation detections
+    SPLITS = sorted(set(SPLITS) | {"val"})
+# Calibrated test detections, evaluated like every other detections file (evaluate_detections).
+CALIBRATED_DETECTIONS = {
+    f"calibration/{a}/{v}": f"{R}/calibration/{a}/{v}/test.json"
+    for a in APPROACHES
+    for v in CALIBRATED_VARIANTS
+}
+CALIBRATION_OUTPUTS = (
+    [
+        f"{R}/tables/calibration.csv",
+        f"{R}/figures/fig5_calibration_cost.png",
+        f"{R}/figures/fig5_calibration_cost.pdf",
+    ]
+    if CALIBRATION["enabled"]
+    else []
+)
+
+
 # The detections each metrics file measures: metrics/<subject>.json <- its detections file.
 EVALUATED = {
     **{
@@ -171,11 +271,13 @@ EVALUATED = {
         for k in KINDS
         for n in SIZES
     },
+    **CALIBRATED_DETECTIONS,
 }
 EVALUATED_SUBJECT = "|".join(
     [
         "models/({})/[0-9a-f]{{8}}".format("|".join(re.escape(s) for s in STRATEGIES)),
         "ensembles/(lse|rse)/[0-9]+",
+        *map(re.escape, CALIBRATED_DETECTIONS),
     ]
 )
 MODEL_METRICS = expand(
@@ -186,6 +288,33 @@ MODEL_METRICS = expand(
 ENSEMBLE_METRICS = expand(
     f"{R}/metrics/ensembles/{{kind}}/{{size}}.json", kind=KINDS, size=SIZES
 )
+# The headline label set's metrics lie in metrics/<subject>.json; every other label set's in
+# metrics/label_sets/<name>/<subject>.json (a dataset with one label set evaluates nothing more).
+# The models and ensembles are evaluated on every label set; calibrated detections on the headline only.
+OTHER_LABEL_SETS = [s for s in LABEL_SETS if s != HEADLINE_LABEL_SET]
+LABEL_SET_METRICS = [
+    f"{R}/metrics/label_sets/{label_set}/{subject}.json"
+    for label_set in OTHER_LABEL_SETS
+    for subject in EVALUATED
+    if subject.startswith(("models/", "ensembles/"))
+]
+LABELLED_SUBJECT = (
+    "(label_sets/({})/)?({})".format(
+        "|".join(map(re.escape, OTHER_LABEL_SETS)), EVALUATED_SUBJECT
+    )
+    if OTHER_LABEL_SETS
+    else EVALUATED_SUBJECT
+)
+
+
+def subject_label_set(subject):
+    """(label set, detections subject) of a metrics subject, e.g. label_sets/t0/models/ls/<id>."""
+    if subject.startswith("label_sets/"):
+        _prefix, label_set, detections = subject.split("/", 2)
+        return label_set, detections
+    return HEADLINE_LABEL_SET, subject
+
+
 FUSED = expand(f"{R}/ensembles/{{kind}}/{{size}}/fused.json", kind=KINDS, size=SIZES)
 TABLES = [
     f"{R}/tables/{name}"
@@ -196,6 +325,7 @@ TABLES = [
         "table1.tex",
         "significance.csv",
         "lse_vs_rse.csv",
+        "label_sets.csv",
     )
 ]
 FIGURES = expand(
@@ -234,6 +364,7 @@ ALL_OUTPUTS = [
     *[prediction_files(split) for split in SPLITS],
     *FIGURES,
     *TABLES,
+    *CALIBRATION_OUTPUTS,
 ]
 
 
@@ -242,6 +373,7 @@ ALL_OUTPUTS = [
 MEMBER_DETECTIONS = {
     "ensembles": f"{R}/predictions/test",
     "apply": f"{R}/apply/predictions",
+    "val_ensembles": f"{R}/predictions/val",  # the same ensembles on validation (calibration)
 }
 
 
@@ -260,4 +392,8 @@ def apply_counts(wildcards):
         kind, size = apply_ensemble(config, RATERS)
     except UserError as error:
         raise WorkflowError(str(error)) from None
+    if CALIBRATION["enabled"]:
+        # the calibrated headline approach (calibration.smk); apply.kind and apply.size are not used
+        approach, variant = headline(config)
+        return f"{R}/apply/{approach}/{variant}/counts.csv"
     return f"{R}/apply/{kind}/{size}/counts.csv"

@@ -1,5 +1,6 @@
-# Stage 1: the dataset (synthetic or the user's manifest), its validation, and the splits.
-
+# Stage 1: the dataset (synthetic or the user's manifest), its validation, and the splits; and the
+# base dataset of the pretrain job (other images, never the experiment's labels) with its own split.
+from multirater.data.commands import rater_style_flags
 
 if MANIFEST is None:
 
@@ -22,10 +23,69 @@ if MANIFEST is None:
             consensus=config["dataset"]["synthetic"]["consensus_images"],
             raters=config["dataset"]["synthetic"]["raters"],
             size=config["dataset"]["synthetic"]["size"],
+            preset=config["dataset"]["synthetic"]["preset"],
+            repeat_images=config["dataset"]["synthetic"]["repeat_images"],
+            rater_styles=rater_style_flags(
+                config["dataset"]["synthetic"]["rater_styles"]
+            ),
         shell:
             "multirater synth --out {output} --seed {params.seed} --images {params.images}"
             " --consensus-images {params.consensus} --raters {params.raters}"
-            " --size {params.size} > {log} 2>&1"
+            " --size {params.size} --preset {params.preset}"
+            " --repeat-images {params.repeat_images} {params.rater_styles} > {log} 2>&1"
+
+
+if BASE_CHECKPOINT is None and BASE_MANIFEST is None:
+
+    # Images from a random stream of their own, labelled by the simulated pre-annotation detector
+    # (multirater.data.synthetic.base): the independent base model's training data.
+    rule synth_base:
+        output:
+            directory(f"{R}/data/base"),
+        log:
+            f"{R}/logs/synth_base.log",
+        benchmark:
+            f"{R}/benchmarks/synth_base.tsv"
+        conda:
+            ENV
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=30,
+        params:
+            seed=config["dataset"]["synthetic"]["seed"],
+            images=config["dataset"]["synthetic"]["base_images"],
+            size=config["dataset"]["synthetic"]["size"],
+        shell:
+            "multirater synth --labels detector --out {output} --seed {params.seed}"
+            " --images {params.images} --size {params.size} > {log} 2>&1"
+
+
+if BASE_CHECKPOINT is None:
+
+    # The pretrain job's own train/validation split of the base dataset.
+    rule base_split:
+        input:
+            BASE_DATASET_INPUT,
+        output:
+            BASE_SPLITS,
+        log:
+            f"{R}/logs/base_split.log",
+        benchmark:
+            f"{R}/benchmarks/base_split.tsv"
+        conda:
+            ENV
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        params:
+            dataset=BASE_DATASET,
+            val_fraction=config["splits"]["val_fraction"],
+            seed=config["splits"]["seed"],
+        shell:
+            "multirater split --dataset {params.dataset} --out {output}"
+            " --val-fraction {params.val_fraction} --seed {params.seed} > {log} 2>&1"
 
 
 rule check:

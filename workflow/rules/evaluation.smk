@@ -1,14 +1,15 @@
-# Stage 5: every single model and every ensemble on the consensus test set, with the same
-# bootstrap resamples (same seed), then the tidy tables and the paired comparisons.
+# Stage 5: every single model and every ensemble on every test label set, with the same bootstrap
+# resamples (same seed), then the tidy tables and the paired comparisons.
 
 
-# One rule for every detections file: metrics/models/<strategy>/<config_id>.json from a model's test
-# predictions, metrics/ensembles/<kind>/<size>.json from a fused ensemble (EVALUATED maps them).
-# The metrics file carries the detections' identity; the tables read it from there.
+# One rule for every detections file and label set: metrics/models/<strategy>/<config_id>.json from a
+# model's test predictions, metrics/ensembles/<kind>/<size>.json from a fused ensemble (EVALUATED maps
+# them), each under label_sets/<name>/ for the other label sets. The metrics file carries the
+# detections' identity and its label set (settings.label_set); the tables read them from there.
 rule evaluate_detections:
     input:
         dataset=DATASET_INPUT,
-        detections=lambda w: EVALUATED[w.subject],
+        detections=lambda w: EVALUATED[subject_label_set(w.subject)[1]],
     output:
         f"{R}/metrics/{{subject}}.json",
     log:
@@ -16,19 +17,23 @@ rule evaluate_detections:
     benchmark:
         f"{R}/benchmarks/evaluate/{{subject}}.tsv"
     wildcard_constraints:
-        subject=EVALUATED_SUBJECT,
+        subject=LABELLED_SUBJECT,
+    group:
+        evaluation_group
     conda:
         ENV
     threads: 1
     resources:
+        **GROUP_SLOT,  # bundled on SLURM, one after another (common.smk)
         mem_mb=4000,
-        runtime=30,
+        runtime=10,  # seconds in practice; a SLURM bundle asks for the sum of its members'
     params:
-        gt=CONSENSUS,
+        label_set=lambda w: subject_label_set(w.subject)[0],
+        gt=lambda w: LABEL_SET_FILES[subject_label_set(w.subject)[0]],
         args=evaluation_args(),
     shell:
-        "multirater evaluate --gt {params.gt} --pred {input.detections} --out {output}"
-        " {params.args} > {log} 2>&1"
+        "multirater evaluate --gt {params.gt} --label-set {params.label_set}"
+        " --pred {input.detections} --out {output} {params.args} > {log} 2>&1"
 
 
 rule tables:
@@ -36,6 +41,7 @@ rule tables:
         selection=f"{R}/selection/selection.csv",
         models=MODEL_METRICS,
         ensembles=ENSEMBLE_METRICS,
+        label_sets=LABEL_SET_METRICS,
     output:
         metrics=report(
             f"{R}/tables/metrics.csv",
@@ -57,6 +63,11 @@ rule tables:
             caption="../report/lse_vs_rse.rst",
             category="Tables",
         ),
+        label_sets=report(
+            f"{R}/tables/label_sets.csv",
+            caption="../report/label_sets.rst",
+            category="Tables",
+        ),
     log:
         f"{R}/logs/tables.log",
     benchmark:
@@ -71,11 +82,13 @@ rule tables:
         out_dir=output_folder("metrics"),
     shell:
         "multirater tables --selection {input.selection} --out-dir {params.out_dir}"
-        " --models {input.models} --ensembles {input.ensembles} > {log} 2>&1"
+        " --models {input.models} --ensembles {input.ensembles}"
+        " --label-sets {input.label_sets} > {log} 2>&1"
 
 
 rule evaluate:
     input:
         MODEL_METRICS,
         ENSEMBLE_METRICS,
+        LABEL_SET_METRICS,
         TABLES,

@@ -10,3 +10,4 @@ rule report:
         f"{R}/selection/selection.csv",
         f"{R}/agreement/counts.csv",
         f"{R}/agreement/f1_vs_iou.csv",
+        CALIBRATION_OUTPUTS,

@@ -1,5 +1,7 @@
 # Stage 2: the sweep. A base model (pretrain, unless a base checkpoint is configured), then one
-# training job per strategy x configuration, then predictions on validation and test.
+# training job per strategy x configuration, then predictions on validation and test. On SLURM a
+# model's training and predictions run in one job (profiles/slurm `groups`), one after another
+# (GROUP_SLOT in their resources, common.smk).
 # Outputs tracked by Snakemake are status.json and the detections files; checkpoints are not, so
 # they can be deleted once predicted without triggering any retraining.
 
@@ -28,10 +30,11 @@ rule sweep_file:
 
 if BASE_CHECKPOINT is None:
 
+    # The base model learns from the base dataset (BASE_DATASET, common.smk), never the experiment's.
     rule pretrain:
         input:
-            dataset=DATASET_INPUT,
-            splits=f"{R}/data/splits.json",
+            dataset=BASE_DATASET_INPUT,
+            splits=BASE_SPLITS,
             config=f"{R}/sweep/pretrain.yaml",
         output:
             f"{R}/models/pretrain/status.json",
@@ -45,7 +48,7 @@ if BASE_CHECKPOINT is None:
         resources:
             **TRAIN_RESOURCES,
         params:
-            dataset=DATASET,
+            dataset=BASE_DATASET,
             out=output_folder(),
         shell:
             "multirater pretrain --dataset {params.dataset} --splits {input.splits}"

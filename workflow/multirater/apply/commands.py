@@ -24,6 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="counts.csv to write, one row per image")
     p.add_argument("--threshold", type=_probability, default=0.5,
                    help="score at or above which a detection is counted in n_above_threshold (default 0.5)")
+    p.add_argument("--accuracy", default=None, metavar="COUNTS.json",
+                   help="count-accuracy file of the same approach on the test set (multirater count-accuracy): adds "
+                   "count_lower/count_upper (expected +/- z sd) and how well the counts held there "
+                   "(test_count_mae, test_coverage)")
     p.set_defaults(func=_count)
 
 
@@ -31,13 +35,26 @@ def _count(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from multirater.ensembles.counting import image_counts
+    from multirater.evaluation.counts import (
+        accuracy_sentence, check_same_approach, read_count_accuracy, with_test_accuracy,
+    )
     from multirater.io.detections import read_detections
     from multirater.core.files import write_csv
 
-    rows = image_counts(read_detections(args.detections), args.threshold)
+    detections = read_detections(args.detections)
+    rows = image_counts(detections, args.threshold)
     columns = ["image_id", "file_name", "n_detections", "n_above_threshold", "expected_count", "count_std"]
+    accuracy = None
+    if args.accuracy is not None:
+        evidence = read_count_accuracy(args.accuracy)
+        check_same_approach(evidence, detections.meta, args.accuracy)
+        accuracy = evidence["summary"]
+        rows = with_test_accuracy(rows, accuracy)
+        columns += ["count_lower", "count_upper", "test_count_mae", "test_coverage"]
     table = pd.DataFrame(rows, columns=columns + [c for c in (rows[0] if rows else {}) if c not in columns])
     write_csv(args.out, table)
     total = table.expected_count.sum()
     print(f"wrote {args.out}: {len(table)} image(s), {total:.1f} objects expected in all")
+    if accuracy is not None:
+        print(accuracy_sentence(accuracy, args.accuracy))
     return 0

@@ -1,6 +1,7 @@
 """Commands of the calibration stage (workflow/rules/calibration.smk): calibrate (fit a post-hoc calibrator on
 validation detections), recalibrate (apply it to other detections), count-accuracy (do the expected counts
-hold against a reference?).
+hold against a reference?), calibration-table and calibration-figure (every approach, uncalibrated and
+calibrated, against its training cost).
 
 scikit-learn, scipy and pandas are imported inside the handlers so the CLI starts fast.
 """
@@ -74,6 +75,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--z", type=_positive, default=1.96, help="interval E +/- z sd (default 1.96, nominal 95 %%)")
     p.add_argument("--out", required=True, help="JSON to write: summary and one row per image")
     p.set_defaults(func=_count_accuracy)
+
+    p = subparsers.add_parser("calibration-table",
+                              help="every approach uncalibrated and calibrated: D-ECE, mAP, mAR, counts, training cost")
+    p.add_argument("--metrics", nargs="+", required=True, help="metrics files (multirater evaluate)")
+    p.add_argument("--counts", nargs="+", required=True,
+                   help="count-accuracy files, one per row; each is joined to the metrics file of the same detections")
+    p.add_argument("--train-benchmarks", required=True,
+                   help="folder of the training jobs' benchmark files, <strategy>/<config_id>.tsv (column s)")
+    p.add_argument("--out", required=True, help="CSV to write")
+    p.set_defaults(func=_calibration_table)
+
+    p = subparsers.add_parser("calibration-figure", help="D-ECE against training cost per approach (PNG and PDF)")
+    p.add_argument("--table", required=True, help="the calibration table (multirater calibration-table)")
+    p.add_argument("--out", required=True, help="output stem (writes STEM.png and STEM.pdf)")
+    p.set_defaults(func=_calibration_figure)
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -149,4 +165,41 @@ def _count_accuracy(args: argparse.Namespace) -> int:
         print(f"{args.detections}: {s['n_images']} images, true {s['mean_true_count']:.2f} vs expected "
               f"{s['mean_expected_count']:.2f} per image; MAE {s['mae_expected']:.2f} (threshold "
               f"{args.threshold:g}: {s['mae_threshold']:.2f}); coverage {s['coverage']:.2f}")
+    return 0
+
+
+def _calibration_table(args: argparse.Namespace) -> int:
+    from multirater.calibration.tables import calibration_table
+    from multirater.core.files import write_csv
+
+    table, missing = calibration_table(args.metrics, args.counts, args.train_benchmarks)
+    write_csv(args.out, table)
+    for path in missing:
+        print(f"no benchmark file {path}: that approach's training cost is left empty")
+    print(f"wrote {args.out}: {len(table)} rows")
+    for row in table.to_dict("records"):
+        variant = row["method"] + (f"-{row['target']}" if row["target"] else "")
+        dece = [c for c in table.columns if c.startswith("D-ECE@") and "_" not in c]
+        print(f"  {row['approach']:>10} {variant:<22} " + " ".join(f"{c} {row[c]:.3f}" for c in dece)
+              + f"  mAP {row['mAP']:.3f}  count MAE {row['count_mae']:.2f}  coverage {row['count_coverage']:.2f}")
+    return 0
+
+
+def _calibration_figure(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from multirater.core.errors import UserError
+    from multirater.figures.calibration_cost import NEEDED_COLUMNS, calibration_cost_figure
+    from multirater.figures.style import save_figure
+
+    try:
+        table = pd.read_csv(args.table, keep_default_na=False, na_values=[""])
+    except FileNotFoundError:
+        raise UserError("file not found", args.table) from None
+    missing = [c for c in NEEDED_COLUMNS if c not in table.columns]
+    if missing or not any(c.startswith("D-ECE@") for c in table.columns):
+        raise UserError(f"needs columns {list(NEEDED_COLUMNS)} and D-ECE@<iou>, got {list(table.columns)}",
+                        args.table)
+    for path in save_figure(calibration_cost_figure(table), args.out):
+        print(f"wrote {path}")
     return 0

@@ -105,6 +105,67 @@ def rater_names(config: dict[str, Any], file: str = "config") -> list[str]:
     return list(read_manifest(manifest).rater_files)
 
 
+def label_set_names(config: dict[str, Any]) -> list[str]:
+    """The test label sets of the configured dataset: the synthetic ``consensus``, or a manifest's
+    (``consensus`` first, then ``test_label_sets``)."""
+    from multirater.data.manifest import CONSENSUS, read_manifest
+
+    manifest = config["dataset"].get("manifest")
+    if manifest is None:
+        return [CONSENSUS]
+    return list(read_manifest(manifest).label_set_files)
+
+
+def headline_label_set(config: dict[str, Any], file: str = "config") -> str:
+    """The test label set of the headline metrics, tables and figures: ``evaluation.label_set``, checked
+    against the dataset's label sets, or by default ``consensus`` when there is one, else the first."""
+    from multirater.data.manifest import CONSENSUS
+
+    label_sets = label_set_names(config)
+    where = config["dataset"].get("manifest") or "the synthetic dataset"
+    if not label_sets:
+        raise UserError("has no test label set (consensus or test_label_sets): the test images need labels",
+                        where, "test_label_sets")
+    chosen = config["evaluation"].get("label_set")
+    if chosen is None:
+        return CONSENSUS if CONSENSUS in label_sets else label_sets[0]
+    if chosen not in label_sets:
+        raise UserError(f"{chosen!r} is not a test label set of {where} ({', '.join(label_sets)})", file,
+                        "evaluation.label_set")
+    return chosen
+
+
+def check_dataset(config: dict[str, Any], raters: list[str], file: str = "config") -> None:
+    """The dataset's cross-key rules: the synthetic raters' styles and second passes, and where the base
+    model comes from (never from the experiment's own labels)."""
+    from multirater.data.synthetic.presets import check_overrides
+
+    dataset = config["dataset"]
+    synthetic = dataset["synthetic"]
+    if dataset["manifest"] is None:
+        try:
+            check_overrides(synthetic["rater_styles"], len(raters))
+        except UserError as error:
+            raise UserError(error.problem, file, f"dataset.synthetic.{error.item}") from None
+        if synthetic["repeat_images"] > synthetic["images"]:
+            raise UserError(f"{synthetic['repeat_images']} is more than the {synthetic['images']} multi-rater "
+                            "images (dataset.synthetic.images)", file, "dataset.synthetic.repeat_images")
+    base_checkpoint = (config.get("model") or {}).get("base_checkpoint")
+    base_manifest = dataset["base_manifest"]
+    if base_checkpoint is not None and base_manifest is not None:
+        raise UserError("the base model comes from model.base_checkpoint or is trained on this dataset: give "
+                        "one of the two", file, "dataset.base_manifest")
+    if base_manifest is not None and dataset["manifest"] is not None and \
+            Path(base_manifest).resolve() == Path(dataset["manifest"]).resolve():
+        raise UserError("is the experiment's own dataset; the base model must be trained on other images and "
+                        "labels", file, "dataset.base_manifest")
+    if base_checkpoint is None and base_manifest is None and dataset["manifest"] is not None:
+        raise UserError("is null with your own dataset (dataset.manifest), and the base model must never learn the "
+                        "experiment's labels: set model.base_checkpoint to a weights file (e.g. GOAT's), or "
+                        "dataset.base_manifest to a separate dataset.yaml for the pretrain job", file,
+                        "model.base_checkpoint")
+
+
 def check_design(config: dict[str, Any], raters: list[str], n_configs: int, file: str = "config") -> None:
     """The experiment's cross-key rules: every ensemble can be built from the selected models."""
     n_raters = len(raters)
@@ -153,10 +214,12 @@ def apply_ensemble(config: dict[str, Any], raters: list[str], file: str = "confi
 
 def check_workflow_config(config: dict[str, Any], file: str = "config") -> tuple[list[str], list[dict[str, Any]]]:
     """The cross-key rules of a schema-valid config, in one place: the rater names (from the dataset),
-    the sweep's configurations, and that every ensemble can be built from the selected models."""
+    the dataset's rules (``check_dataset``), the sweep's configurations, and that every ensemble can be
+    built from the selected models."""
     from multirater.training.sweep import expand_sweep
 
     raters = rater_names(config, file)
+    check_dataset(config, raters, file)
     configs = expand_sweep(config, file)
     check_design(config, raters, len(configs), file)
     return raters, configs
@@ -164,8 +227,10 @@ def check_workflow_config(config: dict[str, Any], file: str = "config") -> tuple
 
 def load_workflow_config(config: dict[str, Any], schema_path: str | Path,
                          file: str = "config") -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
-    """What the Snakefile needs at parse time: the validated config (defaults filled), the rater
-    names and the sweep's configurations; any problem is one UserError naming the key."""
+    """What the Snakefile needs at parse time: the validated config (defaults filled, and
+    ``evaluation.label_set`` resolved to a label set of the dataset), the rater names and the sweep's
+    configurations; any problem is one UserError naming the key."""
     checked = validate(config, schema_path, file)
     raters, configs = check_workflow_config(checked, file)
+    checked["evaluation"]["label_set"] = headline_label_set(checked, file)
     return checked, raters, configs

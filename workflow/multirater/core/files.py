@@ -168,3 +168,14 @@ def write_csv(path: str | Path, frame: "Any") -> None:
     """Write a pandas DataFrame as CSV atomically."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
+
+
+def staging_dir(parent: str | Path, prefix: str) -> Path:
+    """A new empty folder in ``parent`` to build an output in before it is moved into place.
+
+    ``tempfile.mkdtemp`` makes it private (0700); a dataset moved into place from it would stay
+    unreadable to the rest of a lab's group, so it gets the permissions a plain mkdir would.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(path, 0o777 & ~_UMASK)
+    return path

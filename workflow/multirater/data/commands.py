@@ -38,6 +38,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--repeat-images", type=int, default=0,
                    help="give every rater a second annotation pass on this many multi-rater images, for "
                         "intra-rater agreement (default 0)")
+    p.add_argument("--labels", choices=("raters", "detector"), default="raters",
+                   help="raters (default): the multi-rater dataset; detector: a base dataset for the pretrain job, "
+                        "other images (a random stream of their own) labelled by the simulated pre-annotation "
+                        "detector, one rater 'detector', no consensus images (only --seed, --images, --size apply)")
     p.set_defaults(func=_synth)
 
     p = subparsers.add_parser("check", help="validate a dataset manifest and report every problem")
@@ -99,8 +103,13 @@ def _settings_as_flags(*settings: str) -> Iterator[None]:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from multirater.data.synthetic import generate, rater_names
+    from multirater.data.synthetic import generate, generate_base, rater_names
 
+    if args.labels == "detector":
+        with _settings_as_flags("images", "size"):
+            manifest = generate_base(args.out, seed=args.seed, images=args.images, size=args.size)
+        print(f"wrote {manifest}")
+        return 0
     overrides = parse_rater_styles(args.rater_style, rater_names(max(args.raters, 0)))
     try:
         with _settings_as_flags("images", "consensus_images", "raters", "size", "preset", "repeat_images"):

@@ -200,7 +200,9 @@ def cross_check(
     _check_same_ids(cocos, files, label_sets, errors)
 
 
-def _check_same_images(cocos: dict[str, dict], files: dict[str, Path], raters: list[str], errors: ErrorCollector) -> None:
+def _check_same_images(
+    cocos: dict[str, dict], files: dict[str, Path], raters: list[str], errors: ErrorCollector
+) -> None:
     """Every rater lists the first rater's images, under the same ids and file names."""
     ref_name, ref_file = raters[0], files[raters[0]]
     ref_imgs = _image_names(cocos[ref_name])

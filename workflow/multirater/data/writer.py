@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from multirater.core.errors import UserError
-from multirater.core.files import read_yaml, write_json, write_yaml
+from multirater.core.files import read_yaml, staging_dir, write_json, write_yaml
 from multirater.data.dataset import load_dataset
 from multirater.data.manifest import CONSENSUS
 
@@ -57,7 +56,7 @@ def write_dataset_folder(
     out = Path(out)
     _check_destination(out, replace_dataset)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging = staging_dir(out.parent, prefix=f".{out.name}.")
     try:
         content = build(staging / IMAGE_FOLDER)
         _write_content(staging, content, out)

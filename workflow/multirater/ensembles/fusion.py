@@ -123,7 +123,7 @@ def fuse(
     squares += (spread_n - size) * mean**2  # absent models' zero scores
     score_std = np.sqrt(np.maximum(squares, 0.0) / spread_n)
 
-    counts = {}
+    counts: dict[str, tuple[np.ndarray, list[str]]] = {}
     if sources is not None:
         names = list(dict.fromkeys(sources))
         src = np.array([names.index(s) for s in sources], dtype=np.int64)[pool["model"]]

@@ -46,8 +46,9 @@ class _Links:
         box = np.arange(len(remaining))
         earliest = box.copy()  # the earliest of each box and its linked boxes
         np.minimum.at(earliest, self.second, self.first)
+        # A box that is the second of a link has an earlier linked box: never free. So only the boxes without
+        # links (free if remaining) and the firsts need the earliest box two links away.
         within_two = earliest.copy()
-        np.minimum.at(within_two, self.second, earliest[self.first])
         if len(self.first):  # links come in runs by first: a reduction per run
             starts = np.flatnonzero(np.r_[True, self.first[1:] != self.first[:-1]])
             run_first = self.first[starts]

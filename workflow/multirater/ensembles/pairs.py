@@ -7,10 +7,10 @@ centres can lie, relative to the *smaller* of the two widths (and heights):
 
 (IoU >= t needs an overlap of t times the wider box, w_b; two intervals of widths w_a <= w_b overlap by at most
 (w_a + w_b) / 2 - |dc|, or w_a when one holds the other, and w_b <= w_a / t.) So a box need only look within a
-window of its own size around its centre, whichever of the two is smaller. Sizes are close too: max(w, h) of the
-two differ by at most a factor 1 / t.
+window of its own size around its centre, whichever of the two is smaller. Areas are close too: the overlap is at
+most the smaller area and at least t times the larger, so the areas differ by at most a factor 1 / t.
 
-Boxes are filed by centre in a uniform grid per (key, size class), a size class being a power of two of max(w, h).
+Boxes are filed by centre in a uniform grid per (key, area class), an area class being a power of two of w * h.
 Each box looks up the cells its window covers in its own class (only the cells from its own onward, so that a pair
 of the same class is found once) and in the larger classes its partners can belong to (a smaller partner looks it
 up itself). Candidates are made for a slice of boxes at a time, checked against both boxes' windows and models,
@@ -23,9 +23,10 @@ import numpy as np
 
 from multirater.core.boxes import corners, iou_of_corners
 
-_QUERY_SLICE = 2048  # boxes whose candidates are made at once: bounds the memory, and fits the caches
-_ROW_FRACTION = 0.35  # row height / largest window in the class: lower rows, fewer candidates, more runs
-_COLUMN_FRACTION = 0.1  # column width / largest window in the class
+_QUERY_SLICE = 2048  # boxes whose candidates are made at once: small enough for the caches
+_CANDIDATES = 1 << 20  # candidate pairs checked at once, at most (bounds the memory in crowded images)
+_ROW_FRACTION = 0.5  # row height / mean window of a box in the grid: lower rows, fewer candidates, more runs
+_COLUMN_FRACTION = 0.15  # column width / mean window of a box in the grid
 _CELLS_PER_BOX = 4  # at most about this many cells per box
 _MARGIN = 1e-9  # windows are widened by this (relative) so that rounding never loses a pair
 
@@ -35,9 +36,9 @@ def window_factor(threshold: float) -> float:
     return (1.0 - threshold) * max(1.0, 1.0 / (2.0 * threshold))
 
 
-def _size_class(size: np.ndarray) -> np.ndarray:
-    """floor(log2(size)), exactly."""
-    return np.frexp(size)[1].astype(np.int64) - 1
+def _area_class(area: np.ndarray) -> np.ndarray:
+    """floor(log2(area)), exactly."""
+    return np.frexp(area)[1].astype(np.int64) - 1
 
 
 def _expand(first: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -49,16 +50,16 @@ def _expand(first: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 class _Grids:
-    """The boxes filed by centre: one uniform grid per (key, size class), all cells in one CSR layout.
+    """The boxes filed by centre: one uniform grid per (key, area class), all cells in one CSR layout.
 
     ``order`` lists the filed boxes cell by cell (row-major within each grid); ``start[c]`` is the position in
     ``order`` of the first box of cell c. Attributes ``origin_x`` ... ``base`` are per grid.
     """
 
-    def __init__(self, key: np.ndarray, cx: np.ndarray, cy: np.ndarray, size_class: np.ndarray, k: float):
-        self.class_min = int(size_class.min())
-        self.n_classes = int(size_class.max()) - self.class_min + 1
-        grid_of = key * self.n_classes + (size_class - self.class_min)
+    def __init__(self, key: np.ndarray, cx: np.ndarray, cy: np.ndarray, area_class: np.ndarray, reach: np.ndarray):
+        self.class_min = int(area_class.min())
+        self.n_classes = int(area_class.max()) - self.class_min + 1
+        grid_of = key * self.n_classes + (area_class - self.class_min)
         count = np.bincount(grid_of)
         grids = np.flatnonzero(count)
         count = count[grids]
@@ -73,14 +74,15 @@ class _Grids:
         np.maximum.at(extent_y, grid, cy)
         extent_x -= self.origin_x
         extent_y -= self.origin_y
-        # Rows a fraction of the class's largest window, columns a smaller one: a box compares itself with whole
-        # runs of cells (one per row), so narrow columns cut the candidates at little cost. Never more than a
-        # few cells per box, however far apart the boxes lie.
-        largest_window = k * np.exp2(grids % self.n_classes + self.class_min + 1.0)
+        # Rows a fraction of the grid's mean window, columns a smaller one: a box compares itself with whole runs
+        # of cells (one per row), so narrow columns cut the candidates at little cost. Never more than a few
+        # cells per box, however far apart the boxes lie. (Any cell size finds every pair; these are fast.)
+        mean_width = np.bincount(grid, weights=reach[0], minlength=len(grids)) / count * 2
+        mean_height = np.bincount(grid, weights=reach[1], minlength=len(grids)) / count * 2
         least = np.sqrt(extent_x * extent_y / (_CELLS_PER_BOX * count))
         least = np.maximum(least, np.maximum(extent_x, extent_y) / (_CELLS_PER_BOX * count))
-        self.height = np.maximum(_ROW_FRACTION * largest_window, least)
-        self.width = np.maximum(_COLUMN_FRACTION * largest_window, least)
+        self.height = np.maximum(_ROW_FRACTION * mean_height, least)
+        self.width = np.maximum(_COLUMN_FRACTION * mean_width, least)
         self.height = np.where(self.height > 0, self.height, 1.0)
         self.width = np.where(self.width > 0, self.width, 1.0)
         self.nx = np.floor(extent_x / self.width).astype(np.int64) + 1
@@ -95,10 +97,10 @@ class _Grids:
         self.start = np.zeros(int(cells.sum()) + 1, dtype=np.int64)
         np.cumsum(np.bincount(cell, minlength=len(self.start) - 1), out=self.start[1:])
 
-    def find(self, key: np.ndarray, size_class: np.ndarray) -> np.ndarray:
-        """The grid of each (key, size class), -1 where no box has that class."""
-        inside = (size_class >= self.class_min) & (size_class < self.class_min + self.n_classes)
-        grid_of = key * self.n_classes + np.clip(size_class - self.class_min, 0, self.n_classes - 1)
+    def find(self, key: np.ndarray, area_class: np.ndarray) -> np.ndarray:
+        """The grid of each (key, area class), -1 where no box has that class."""
+        inside = (area_class >= self.class_min) & (area_class < self.class_min + self.n_classes)
+        grid_of = key * self.n_classes + np.clip(area_class - self.class_min, 0, self.n_classes - 1)
         return np.where(inside, self.lookup[grid_of], -1)
 
     def cell_x(self, grid: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -124,46 +126,51 @@ def linked_pairs(
         key = np.unique(key, return_inverse=True)[1].reshape(-1)
     x1, y1, w, h = (np.ascontiguousarray(boxes[:, c]) for c in range(4))
     # a box of no area, or not finite, reaches IoU 0 (or NaN) with any other: it never links
-    with np.errstate(invalid="ignore"):
-        linkable = np.flatnonzero(np.isfinite(boxes).all(axis=1) & (w > 0) & (h > 0))
+    with np.errstate(invalid="ignore", over="ignore"):
+        area = w * h
+        linkable = np.flatnonzero(np.isfinite(boxes).all(axis=1) & (w > 0) & (h > 0) & np.isfinite(area))
     empty = np.zeros(0, dtype=np.int64)
     if len(linkable) < 2:
         return empty, empty.copy(), np.zeros(0)
     k = window_factor(threshold)
     cx, cy = x1[linkable] + w[linkable] / 2, y1[linkable] + h[linkable] / 2
-    size = np.maximum(w[linkable], h[linkable])
-    grids = _Grids(key[linkable], cx, cy, _size_class(size), k)
+    margin = _MARGIN * (np.abs(cx) + np.abs(cy) + w[linkable] + h[linkable] + 1.0)
+    reach_x = k * w[linkable] * (1.0 + _MARGIN) + margin
+    reach_y = k * h[linkable] * (1.0 + _MARGIN) + margin
+    grids = _Grids(key[linkable], cx, cy, _area_class(area[linkable]), (reach_x, reach_y))
     # Everything below is in the grids' order: a box's position there is its number.
     filed = linkable[grids.order]
-    cx, cy, size = cx[grids.order], cy[grids.order], size[grids.order]
+    cx, cy, reach_x, reach_y = cx[grids.order], cy[grids.order], reach_x[grids.order], reach_y[grids.order]
     grid, gx, gy = grids.grid[grids.order], grids.gx[grids.order], grids.gy[grids.order]
-    size_class = _size_class(size)
-    margin = _MARGIN * (np.abs(cx) + np.abs(cy) + size + 1.0)
-    reach_x = k * w[filed] * (1.0 + _MARGIN) + margin
-    reach_y = k * h[filed] * (1.0 + _MARGIN) + margin
-    largest_class = _size_class(size / threshold * (1.0 + _MARGIN))
+    area_class = _area_class(area[filed])
+    largest_class = _area_class(area[filed] / threshold * (1.0 + _MARGIN))
     filed_key, filed_model = key[filed], model[filed]
     filed_corners = tuple(np.ascontiguousarray(c) for c in corners(boxes[filed]))
 
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for lo in range(0, len(filed), _QUERY_SLICE):
         query = np.arange(lo, min(lo + _QUERY_SLICE, len(filed)))
-        owner, first, stop = _cell_ranges(grids, query, filed_key, cx, cy, reach_x, reach_y, size_class,
+        owner, first, stop = _cell_ranges(grids, query, filed_key, cx, cy, reach_x, reach_y, area_class,
                                           largest_class, grid, gx, gy)
         count = np.maximum(stop - first, 0)
-        a = np.repeat(owner, count)
-        b = np.arange(len(a)) + np.repeat(first - (np.cumsum(count) - count), count)
-        # within both boxes' windows, in x, then in y and of another model: a few cheap tests before the IoU
-        near = np.abs(cx[b] - np.repeat(cx[owner], count)) <= np.minimum(np.repeat(reach_x[owner], count), reach_x[b])
-        keep = np.flatnonzero(near)
-        a, b = a[keep], b[keep]
-        near = np.abs(cy[b] - cy[a]) <= np.minimum(reach_y[a], reach_y[b])
-        near &= filed_model[a] != filed_model[b]
-        keep = np.flatnonzero(near)
-        a, b = a[keep], b[keep]
-        overlap = iou_of_corners(tuple(c[a] for c in filed_corners), tuple(c[b] for c in filed_corners))
-        keep = np.flatnonzero(overlap >= threshold)
-        found.append((filed[a[keep]], filed[b[keep]], overlap[keep]))
+        # however crowded the boxes, at most about _CANDIDATES at a time
+        bounds = np.searchsorted(np.cumsum(count), np.arange(_CANDIDATES, int(count.sum()), _CANDIDATES))
+        for runs in np.split(np.arange(len(count)), bounds + 1):
+            a, b = owner[runs], first[runs]  # the runs' owners and starts, expanded below
+            n = count[runs]
+            a = np.repeat(a, n)
+            b = np.arange(len(a)) + np.repeat(b - (np.cumsum(n) - n), n)
+            # within both boxes' windows, in x, then in y and of another model: cheap tests before the IoU
+            near = np.abs(cx[b] - cx[a]) <= np.minimum(reach_x[a], reach_x[b])
+            keep = np.flatnonzero(near)
+            a, b = a[keep], b[keep]
+            near = np.abs(cy[b] - cy[a]) <= np.minimum(reach_y[a], reach_y[b])
+            near &= filed_model[a] != filed_model[b]
+            keep = np.flatnonzero(near)
+            a, b = a[keep], b[keep]
+            overlap = iou_of_corners(tuple(c[a] for c in filed_corners), tuple(c[b] for c in filed_corners))
+            keep = np.flatnonzero(overlap >= threshold)
+            found.append((filed[a[keep]], filed[b[keep]], overlap[keep]))
     i, j, overlap = (np.concatenate(part) for part in zip(*found))
     return np.minimum(i, j), np.maximum(i, j), overlap
 
@@ -176,7 +183,7 @@ def _cell_ranges(
     cy: np.ndarray,
     reach_x: np.ndarray,
     reach_y: np.ndarray,
-    size_class: np.ndarray,
+    area_class: np.ndarray,
     largest_class: np.ndarray,
     grid: np.ndarray,
     gx: np.ndarray,
@@ -184,13 +191,13 @@ def _cell_ranges(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(query box, first, stop) of the runs of positions the ``query`` boxes must compare themselves with.
 
-    One run per (query, size class, row of cells): the cells of a row that the query's window covers are
+    One run per (query, area class, row of cells): the cells of a row that the query's window covers are
     consecutive in the grids' order. In the query's own class only rows from its own onward count, and in its
     own row only the positions after its own.
     """
     owners, firsts, stops = [], [], []
-    for step in range(int((largest_class[query] - size_class[query]).max()) + 1):
-        other_class = size_class[query] + step
+    for step in range(int((largest_class[query] - area_class[query]).max()) + 1):
+        other_class = area_class[query] + step
         wanted = other_class <= largest_class[query]
         q = query[wanted]
         target = grids.find(key[q], other_class[wanted])

@@ -21,6 +21,9 @@ FLAGS = {"iou_thresholds": "--iou", "bins": "--bins", "matching": "--matching", 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("evaluate", help="mAP, AP50, AP75, mAR, D-ECE and reliability data, with bootstrap")
     p.add_argument("--gt", required=True, help="COCO ground truth (its images are the evaluated images)")
+    p.add_argument("--label-set", default=None,
+                   help="name of the test label set --gt holds (recorded as settings.label_set; the tables' "
+                   "label_sets.csv reads it)")
     p.add_argument("--pred", required=True, help="detections file")
     p.add_argument("--out", required=True, help="metrics JSON to write")
     p.add_argument("--iou", type=float, nargs="+", default=[0.5, 0.75],
@@ -48,10 +51,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="CSV to write (default: print only)")
     p.set_defaults(func=_compare)
 
-    p = subparsers.add_parser("tables", help="metrics.csv, Table 1, significance and LSE vs RSE tables")
+    p = subparsers.add_parser("tables",
+                              help="metrics.csv, Table 1, significance, LSE vs RSE and per-label-set tables")
     p.add_argument("--selection", required=True, help="selection.csv")
     p.add_argument("--models", nargs="*", default=[], help="single models' metrics files (identity: strategy, config_id)")
     p.add_argument("--ensembles", nargs="*", default=[], help="ensembles' metrics files (identity: kind, size, members)")
+    p.add_argument("--label-sets", nargs="*", default=[],
+                   help="metrics files of models and ensembles on the other test label sets (label_sets.csv)")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=_tables)
 
@@ -80,6 +86,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     detections = read_detections(args.pred)
     result = evaluate(gt, detections, seed=args.seed, gt_name=args.gt, pred_name=args.pred,
                       **evaluation_settings(args))
+    result["settings"]["label_set"] = args.label_set
     write_json(args.out, result)
     summary = ", ".join(
         f"{r['metric']}{'' if r['iou'] is None else '@' + format(r['iou'], 'g')}={r['value']:.4f}"
@@ -107,6 +114,6 @@ def _compare(args: argparse.Namespace) -> int:
 def _tables(args: argparse.Namespace) -> int:
     from multirater.evaluation.tables import write_tables
 
-    for path in write_tables(args.selection, args.models, args.ensembles, args.out_dir):
+    for path in write_tables(args.selection, args.models, args.ensembles, args.out_dir, args.label_sets):
         print(f"wrote {path}")
     return 0

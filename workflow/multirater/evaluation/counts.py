@@ -12,20 +12,28 @@ I images:
 
 The images are the detections' (every image predicted on, also those without detections); the reference must
 label each of them.
+
+On new images there is no true count; ``with_test_accuracy`` adds to each image's counts the interval
+E_i +/- z sd_i and how well the same approach's counts held on the test set (its ``mae_expected`` and
+``coverage``), so a count is never reported without that evidence.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from multirater.core.errors import UserError
+from multirater.core.files import read_json
 from multirater.ensembles.counting import image_counts
 from multirater.evaluation.ground_truth import parse_ground_truth
 from multirater.io.detections import Detections
 
 Z_95 = 1.96
+SUMMARY_KEYS = ("n_images", "z", "mean_true_count", "mean_expected_count", "mae_expected", "mae_threshold",
+                "coverage")
 
 
 def true_counts(coco: Any, image_ids: np.ndarray, reference_name: str) -> np.ndarray:
@@ -85,3 +93,54 @@ def _summary(images: list[dict[str, Any]], threshold: float, z: float) -> dict[s
         "mae_threshold": mean("error_threshold", abs),
         "coverage": mean("covered", float),
     }
+
+
+def read_count_accuracy(path: str | Path) -> dict[str, Any]:
+    """A ``multirater count-accuracy`` file, checked for the keys its readers use."""
+    data = read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("summary"), dict):
+        raise UserError("must be a count-accuracy file (multirater count-accuracy) with a 'summary'", path)
+    if not isinstance(data.get("detections"), str):
+        raise UserError("must name the detections file it measured", path, "detections")
+    for key in SUMMARY_KEYS:
+        if key not in data["summary"]:
+            raise UserError("missing", path, f"summary.{key}")
+    return data
+
+
+def check_same_approach(accuracy: dict[str, Any], meta: Any, path: str | Path) -> None:
+    """The count-accuracy file must describe the detections' own approach: the same model or ensemble
+    (``identity``) with the same calibration (method and target), else its evidence is about other counts."""
+    meta = meta if isinstance(meta, dict) else {}
+
+    def calibration(record: Any) -> tuple[Any, Any]:
+        record = record if isinstance(record, dict) else {}
+        return record.get("method"), record.get("target")
+
+    for key, mine, theirs in (("identity", accuracy.get("identity"), meta.get("identity")),
+                              ("calibration", calibration(accuracy.get("calibration")),
+                               calibration(meta.get("calibration")))):
+        if mine != theirs:
+            raise UserError(f"measured other counts ({key} {mine!r:.120}) than the detections' ({theirs!r:.120})",
+                            path, key)
+
+
+def with_test_accuracy(rows: list[dict[str, Any]], summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """``image_counts`` rows with ``count_lower``/``count_upper`` (E +/- z sd, z of the test-set summary) and
+    the test set's ``test_count_mae`` and ``test_coverage``, the same on every row."""
+    z = float(summary["z"])
+    return [{**row,
+             "count_lower": row["expected_count"] - z * row["count_std"],
+             "count_upper": row["expected_count"] + z * row["count_std"],
+             "test_count_mae": summary["mae_expected"],
+             "test_coverage": summary["coverage"]} for row in rows]
+
+
+def accuracy_sentence(summary: dict[str, Any], name: str) -> str:
+    """One line saying how well the counts held on the test set, for logs."""
+    if not summary.get("n_images"):
+        return f"{name}: no test image to say how well these counts hold"
+    return (f"on the test set ({summary['n_images']} images, {name}), these expected counts were off by "
+            f"{summary['mae_expected']:.2f} objects per image on average (true {summary['mean_true_count']:.2f}, "
+            f"expected {summary['mean_expected_count']:.2f}); the true count lay within expected +/- "
+            f"{summary['z']:g} sd on {100 * summary['coverage']:.0f} % of images")

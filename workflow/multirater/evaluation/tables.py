@@ -21,6 +21,9 @@ from multirater.core.files import read_json, write_text
 from multirater.selection.ranking import strategy_order
 
 TIDY_COLUMNS = ["kind", "size", "strategy", "config_id", "metric", "iou", "value", "mean", "std", "p2.5", "p97.5"]
+# The finite-sample D-ECE reference (metrics file's ``dece_reference``: the D-ECE a perfectly calibrated
+# detector with the same scores shows on this test set), beside every D-ECE; empty for other metrics.
+REFERENCE_COLUMNS = ["ref_mean", "ref_p2.5", "ref_p97.5"]
 COMPARE_COLUMNS = ["mean_a", "mean_b", "diff_mean", "diff_std", "diff_p2.5", "diff_p97.5", "p_value"]
 ALPHA = 0.05
 
@@ -92,13 +95,24 @@ def _num(value: Any) -> float:
     return float("nan") if value is None else float(value)
 
 
+def reference_band(data: dict[str, Any], metric: str) -> dict[str, float]:
+    """``ref_mean``, ``ref_p2.5``, ``ref_p97.5`` of a D-ECE row: the file's finite-sample reference (the same
+    for every IoU: it depends on the scores only); NaN for other metrics or a file without one."""
+    reference = data.get("dece_reference") if metric == "D-ECE" else None
+    if not isinstance(reference, dict):
+        return {column: float("nan") for column in REFERENCE_COLUMNS}
+    return {column: _num(reference.get(column[len("ref_"):])) for column in REFERENCE_COLUMNS}
+
+
 def tidy_rows(data: dict[str, Any], **identity: Any) -> list[dict[str, Any]]:
-    """One row per metric (and IoU) of a metrics file, with ``identity`` columns in front."""
+    """One row per metric (and IoU) of a metrics file, with ``identity`` columns in front and the
+    D-ECE reference band at the end."""
     rows = []
     for m in data["metrics"]:
         metric, iou = metric_key(m)
         rows.append({**identity, "metric": metric, "iou": iou, "value": _num(m["value"]),
-                     **{k: _num(m.get(k)) for k in ("mean", "std", "p2.5", "p97.5")}})
+                     **{k: _num(m.get(k)) for k in ("mean", "std", "p2.5", "p97.5")},
+                     **reference_band(data, metric)})
     return rows
 
 
@@ -111,7 +125,7 @@ def metrics_table(models: dict[tuple[str, str], dict], ensembles: dict[tuple[str
         rows += tidy_rows(data, kind=kind, size=size, strategy="ls" if kind == "lse" else "rs", config_id="")
     for (strategy, cid), data in sorted(models.items(), key=lambda kv: (strategy_order(kv[0][0]), kv[0][1])):
         rows += tidy_rows(data, kind="single", size=1, strategy=strategy, config_id=cid)
-    return pd.DataFrame(rows, columns=TIDY_COLUMNS)
+    return pd.DataFrame(rows, columns=TIDY_COLUMNS + REFERENCE_COLUMNS)
 
 
 def holm(p_values: list[float]) -> list[float]:
@@ -203,11 +217,13 @@ def significance(selected: dict[tuple[str, str], dict], metrics: tuple[str, ...]
 
 
 def lse_vs_rse(ensembles: dict[tuple[str, int], dict]) -> "pd.DataFrame":
-    """Per ensemble size and metric: LSE - RSE over the paired resamples, and which one is better."""
+    """Per ensemble size and metric: LSE - RSE over the paired resamples, and which one is better; D-ECE
+    rows end with each ensemble's reference band (``ref_mean_lse`` ... ``ref_p97.5_rse``)."""
     import pandas as pd
 
+    references = [f"{c}_{kind}" for kind in ("lse", "rse") for c in REFERENCE_COLUMNS]
     columns = ["size", "metric", "iou", *[c.replace("_a", "_lse").replace("_b", "_rse") for c in COMPARE_COLUMNS],
-               "significant", "better"]
+               "significant", "better", *references]
     rows = []
     for size in sorted({s for _, s in ensembles}):
         if ("lse", size) not in ensembles or ("rse", size) not in ensembles:
@@ -225,14 +241,19 @@ def lse_vs_rse(ensembles: dict[tuple[str, int], dict]) -> "pd.DataFrame":
             row["significant"] = stats["p_value"] < ALPHA
             lse_better = stats["diff_mean"] < 0 if key[0] in LOWER_IS_BETTER else stats["diff_mean"] > 0
             row["better"] = ("LSE" if lse_better else "RSE") if stats["diff_mean"] != 0 else "tie"
+            for kind, data in (("lse", lse), ("rse", rse)):
+                row.update({f"{c}_{kind}": v for c, v in reference_band(data, key[0]).items()})
             rows.append(row)
     return pd.DataFrame(rows, columns=columns)
 
 
 def write_tables(selection_path: str | Path, model_files: list[str | Path], ensemble_files: list[str | Path],
-                 out_dir: str | Path) -> list[Path]:
-    """Every table into ``out_dir``: metrics.csv, table1.{csv,md,tex}, significance.csv, lse_vs_rse.csv."""
+                 out_dir: str | Path, label_set_files: list[str | Path] | None = None) -> list[Path]:
+    """Every table into ``out_dir``: metrics.csv, table1.{csv,md,tex}, significance.csv, lse_vs_rse.csv (from
+    the headline label set's ``model_files`` and ``ensemble_files``) and label_sets.csv (those, and
+    ``label_set_files``: the models and ensembles on the other test label sets)."""
     from multirater.core.files import write_csv
+    from multirater.evaluation.label_set_table import label_set_table
     from multirater.selection.ranking import read_selection
 
     rows = read_selection(selection_path)
@@ -250,6 +271,7 @@ def write_tables(selection_path: str | Path, model_files: list[str | Path], ense
         "table1.csv": t1,
         "significance.csv": significance(selected),
         "lse_vs_rse.csv": lse_vs_rse(ensembles),
+        "label_sets.csv": label_set_table([*model_files, *ensemble_files], label_set_files or []),
     }
     written = []
     for name, frame in outputs.items():

@@ -31,15 +31,27 @@ def _dece(metrics: dict[str, Any], iou: float) -> float | None:
     return None
 
 
+def reference_text(metrics: dict[str, Any]) -> str | None:
+    """The finite-sample D-ECE reference of a metrics file as a panel line ("perfectly calibrated:
+    0.031-0.072", its 95 % range), or None when the file has none."""
+    reference = metrics.get("dece_reference") or {}
+    low, high = reference.get("p2.5"), reference.get("p97.5")
+    if low is None or high is None:
+        return None
+    return f"perfectly calibrated: {float(low):.3f}-{float(high):.3f}"
+
+
 def reliability_ious(*metrics: dict[str, Any]) -> list[float]:
     """The IoU thresholds with a reliability table in every given metrics file, ascending."""
     sets = [{round(float(k), 6) for k in (m.get("reliability") or {})} for m in metrics]
     return sorted(set.intersection(*sets)) if sets else []
 
 
-def draw_reliability(ax: Any, bins: list[dict[str, Any]], dece: float | None, title: str) -> None:
+def draw_reliability(ax: Any, bins: list[dict[str, Any]], dece: float | None, title: str,
+                     reference: str | None = None) -> None:
     """One reliability diagram: precision per confidence bin (bars), the gap to the diagonal (red),
-    the diagonal of perfect calibration, and the D-ECE in the panel. Empty bins draw nothing."""
+    the diagonal of perfect calibration, and the D-ECE in the panel, with the ``reference`` line under
+    it (:func:`reference_text`). Empty bins draw nothing."""
     lower = np.array([b["lower"] for b in bins], dtype=float)
     upper = np.array([b["upper"] for b in bins], dtype=float)
     count = np.array([b.get("count", 0) for b in bins], dtype=float)
@@ -61,6 +73,9 @@ def draw_reliability(ax: Any, bins: list[dict[str, Any]], dece: float | None, ti
     if dece is not None:
         ax.text(0.04, 0.95, f"D-ECE = {dece:.3f}", transform=ax.transAxes, ha="left", va="top",
                 bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "0.7", "linewidth": 0.5})
+    if reference is not None:
+        ax.text(0.04, 0.85, reference, transform=ax.transAxes, ha="left", va="top", fontsize=6, color="0.25",
+                bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
 
 
 def reliability_figure(lse: dict[str, Any], rse: dict[str, Any], size: int | None = None) -> "Any":
@@ -80,7 +95,8 @@ def reliability_figure(lse: dict[str, Any], rse: dict[str, Any], size: int | Non
     for row, iou in enumerate(ious):
         for col, (name, metrics) in enumerate((("LSE", lse), ("RSE", rse))):
             ax = axes[row][col]
-            draw_reliability(ax, _reliability_bins(metrics, iou), _dece(metrics, iou), f"{name}{suffix}, IoU = {iou:g}")
+            draw_reliability(ax, _reliability_bins(metrics, iou), _dece(metrics, iou), f"{name}{suffix}, IoU = {iou:g}",
+                             reference_text(metrics))
             if row == len(ious) - 1:
                 ax.set_xlabel("confidence")
             if col == 0:
@@ -91,9 +107,24 @@ def reliability_figure(lse: dict[str, Any], rse: dict[str, Any], size: int | Non
     return fig
 
 
+def draw_reference_band(ax: Any, rows: "Any", x: "Any", color: str, label: str) -> None:
+    """Shade the finite-sample D-ECE reference (``ref_p2.5`` .. ``ref_p97.5`` of the rows) along ``x``:
+    a D-ECE inside it cannot be told from perfect calibration. Nothing when the table has no reference."""
+    band = ["ref_p2.5", "ref_p97.5"]
+    if not set(band) <= set(rows.columns) or rows[band].isna().to_numpy().all():
+        return
+    x = np.asarray(x, dtype=float)
+    low, high = rows["ref_p2.5"].to_numpy(float), rows["ref_p97.5"].to_numpy(float)
+    if len(x) == 1:  # one size: a short band around its point
+        x, low, high = np.r_[x - 0.25, x + 0.25], np.repeat(low, 2), np.repeat(high, 2)
+    ax.fill_between(x, low, high, color=color, alpha=0.15, linewidth=0, label=label)
+
+
 def ensemble_size_figure(table: "Any") -> "Any":
     """Figure 4: D-ECE (one panel per IoU) and mAP against ensemble size, LSE and RSE; points are the
-    bootstrap mean with std error bars (the test-set value, without bars, if there was no bootstrap)."""
+    bootstrap mean with std error bars (the test-set value, without bars, if there was no bootstrap).
+    D-ECE panels shade each kind's finite-sample reference band (``ref_p2.5`` .. ``ref_p97.5``) when the
+    table has one."""
     apply_style()
     import matplotlib.pyplot as plt
     import pandas as pd
@@ -121,10 +152,15 @@ def ensemble_size_figure(table: "Any") -> "Any":
             err = rows["std"] if has_boot else None
             ax.errorbar(rows["size"] + offset * step, y, yerr=err, marker="o", markersize=3, capsize=2,
                         linewidth=1, color=STRATEGY_COLORS[kind.upper()], label=kind.upper())
+            if metric == "D-ECE":
+                draw_reference_band(ax, rows, rows["size"] + offset * step, STRATEGY_COLORS[kind.upper()],
+                                    f"{kind.upper()} perfectly calibrated (95 %)")
         ax.set_xticks(sizes)
         ax.set_xlabel("ensemble size")
         ax.set_ylabel(metric)
         ax.set_title(f"{metric} (IoU = {iou:g})" if iou is not None else f"{metric} (IoU 0.50:0.95)")
-    axes[0][0].legend(frameon=False)
-    fig.tight_layout()
+    # below the panels: with the reference bands the legend would cover the points
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig

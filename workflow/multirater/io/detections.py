@@ -39,6 +39,8 @@ FORMAT = "multirater-detections"
 _CORE_KEYS = ("image_id", "category_id", "bbox", "score")
 _CORE = frozenset(_CORE_KEYS)
 _WRITE_SLICE = 50_000  # records encoded at a time
+# orjson refuses what the standard library refuses too (dates, dataclasses, subclasses), instead of writing it
+_ONLY_JSON_TYPES = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
 @dataclass
@@ -70,21 +72,20 @@ class Detections:
         """COCO results records (plain Python values) of detections ``start:stop`` (default: all)."""
         window = slice(start, stop)
         with gc_paused():
-            columns = zip(
+            core = (
                 np.asarray(self.image_id, dtype=np.int64)[window].tolist(),
                 np.asarray(self.category_id, dtype=np.int64)[window].tolist(),
                 np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)[window].tolist(),
                 np.asarray(self.scores, dtype=np.float64)[window].tolist(),
             )
             if self.extra is None:
-                return [{"image_id": i, "category_id": c, "bbox": b, "score": s} for i, c, b, s in columns]
+                return [{"image_id": i, "category_id": c, "bbox": b, "score": s} for i, c, b, s in zip(*core)]
             if isinstance(self.extra, ExtraColumns):  # each record made once, from the columns
                 keys = (*_CORE_KEYS, *self.extra.keys())
-                extra_columns = self.extra.column_lists(window)
-                return [dict(zip(keys, (*core, *more))) for core, *more in zip(columns, *extra_columns)]
+                return [dict(zip(keys, row)) for row in zip(*core, *self.extra.column_lists(window))]
             return [
                 {"image_id": i, "category_id": c, "bbox": b, "score": s, **more}
-                for (i, c, b, s), more in zip(columns, self.extra[window])
+                for (i, c, b, s), more in zip(zip(*core), self.extra[window])
             ]
 
     def to_json(self) -> dict[str, Any]:
@@ -209,12 +210,13 @@ def _parse(data: Any, path: Path, may_hold_bools: bool) -> Detections:
         extra = _extras(records)
     img, cat, boxes, scores = columns
 
-    ids = np.asarray(image_ids if image_ids is not None else [], dtype=np.int64)
-    if image_ids is not None:
-        missing = np.setdiff1d(img, ids)
-        if missing.size:
-            raise UserError(f"detections on image ids not in 'image_ids': {missing[:5].tolist()}", path)
-    all_ids = np.unique(np.concatenate([ids, img]))
+    if image_ids is None:
+        return Detections(np.unique(img), img, cat, boxes, scores, extra, meta)
+    all_ids = np.unique(np.asarray(image_ids, dtype=np.int64))
+    outside = ~np.isin(img, all_ids)
+    if outside.any():
+        missing = np.unique(img[outside])
+        raise UserError(f"detections on image ids not in 'image_ids': {missing[:5].tolist()}", path)
     return Detections(all_ids, img, cat, boxes, scores, extra, meta)
 
 
@@ -257,7 +259,7 @@ def _encode(value: Any) -> bytes:
     then either agrees or raises as before.
     """
     try:
-        encoded = orjson.dumps(value)
+        encoded = orjson.dumps(value, option=_ONLY_JSON_TYPES)
         if b"null" not in encoded:
             return encoded
     except TypeError:

@@ -17,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _select(args: argparse.Namespace) -> int:
     from multirater.core.errors import UserError
-    from multirater.selection.ranking import rank_models, read_status, write_selection
+    from multirater.io.status import read_status
+    from multirater.selection.ranking import rank_models, write_selection
 
     for name in ("top_ls", "top_rs"):
         if getattr(args, name) < 1:

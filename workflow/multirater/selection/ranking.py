@@ -15,23 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from multirater.core.errors import UserError
-from multirater.core.files import read_json, write_text
+from multirater.core.files import write_text
+
 
 COLUMNS = ["strategy", "config_id", "status", "val_map", "rank", "selected"]
-STATUSES = ("ok", "diverged", "out_of_memory", "failed")
-
-
-def read_status(path: str | Path) -> dict[str, Any]:
-    """One model's status.json, checked for the keys selection needs."""
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise UserError("must be a JSON object", path)
-    for key in ("strategy", "config_id", "status"):
-        if not isinstance(data.get(key), str):
-            raise UserError(f"missing or not a string: {data.get(key)!r}", path, key)
-    if data["status"] not in STATUSES:
-        raise UserError(f"must be one of {list(STATUSES)}, got {data['status']!r}", path, "status")
-    return data
 
 
 def _val_map(status: dict[str, Any]) -> float | None:

@@ -61,21 +61,25 @@ class ImageCache:
         """The pixels of ``window`` (x0, y0, x1, y1) of an image; the whole image when None."""
         if window is None:
             return self[image_id]
-        if image_id not in self._stored:
-            self[image_id]  # decode and store it
         x0, y0, x1, y1 = window
-        return self._expand(self._stored[image_id][:, y0:y1, x0:x1])
+        return self._expand(self._compact(image_id)[:, y0:y1, x0:x1])
 
     def size(self, image_id: int) -> tuple[int, int]:
-        """(width, height) of a decoded image."""
-        if image_id not in self._stored:
-            self[image_id]
-        return int(self._stored[image_id].shape[2]), int(self._stored[image_id].shape[1])
+        """(width, height) of an image."""
+        stored = self._compact(image_id)
+        return int(stored.shape[2]), int(stored.shape[1])
 
     def __getitem__(self, image_id: int) -> torch.Tensor:
         stored = self._stored.get(image_id)
-        if stored is not None:
-            return self._expand(stored)
+        return self._expand(stored) if stored is not None else self._decode(image_id)
+
+    def _compact(self, image_id: int) -> torch.Tensor:
+        if image_id not in self._stored:
+            self._decode(image_id)
+        return self._stored[image_id]
+
+    def _decode(self, image_id: int) -> torch.Tensor:
+        """Decode an image, store it compactly, and return it."""
         pixels = load_image(self.dataset.images[image_id].path)
         image = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
         compact = image[:1] if torch.equal(image[0], image[1]) and torch.equal(image[0], image[2]) else image

@@ -35,7 +35,8 @@ from multirater.training.labels import Strategy, epoch_order, validation_sources
 from multirater.training.prediction import detect, detect_large, to_xywh
 from multirater.training.progress import Progress, write_metrics_csv
 from multirater.training.signals import EXIT_PREEMPTED, Preempted, StopSignals
-from multirater.training.status import Diverged, outcome, write_status
+from multirater.io.status import write_status
+from multirater.training.status import Diverged, outcome
 
 # With mixed precision a few overflowing steps are normal (the grad scaler skips them); this many in
 # a row means the run has diverged.

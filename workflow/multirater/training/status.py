@@ -1,16 +1,11 @@
 """How a training run ended, as ``status.json`` says it: ok, diverged, out_of_memory or failed.
 
-Selection reads it: only ``ok`` models are ranked; the others are listed with their status.
+The file itself is read and written by :mod:`multirater.io.status`; selection ranks only ``ok`` models.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import torch
-
-from multirater.core.files import write_json
 
 
 class Diverged(Exception):
@@ -32,15 +27,3 @@ def outcome(exc: Exception) -> tuple[str, str]:
     if is_out_of_memory(exc):
         return "out_of_memory", str(exc).splitlines()[0]
     return "failed", f"{type(exc).__name__}: {exc}"
-
-
-def write_status(path: str | Path, status: str, strategy: str, config_id: str, progress: Any, message: str) -> None:
-    """Write ``status.json``: the status, the run's identity and how far it got (``progress`` is the
-    run's :class:`~multirater.training.progress.Progress`, or None when it never started)."""
-    best_epoch = progress.best_epoch if progress is not None else None
-    write_json(path, {
-        "status": status, "strategy": strategy, "config_id": config_id,
-        "epoch": progress.epoch if progress is not None else 0,  # epochs completed
-        "best_epoch": best_epoch, "best_val_map": progress.best_val_map if best_epoch else None,
-        "message": message,
-    })

@@ -1,7 +1,8 @@
 """Images larger than the model's input: random training crops, and prediction by overlapping windows.
 
 Off unless ``model.tile_size`` is set; an image no larger than the tile in either direction is always
-used whole, exactly as without tiling.
+used whole, exactly as without tiling. Crops and windows go through the model's resize like any image:
+with ``min_size = max_size = tile_size`` they enter the model at full resolution.
 
 **Prediction windows.** Along an axis of length L, windows of the tile size T start at 0, T - O,
 2 (T - O), ... (O: ``model.tile_overlap``) and the last one ends at L, so it may overlap its neighbour

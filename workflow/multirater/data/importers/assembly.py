@@ -3,6 +3,7 @@ sizes, one COCO file per rater and per test label set written with the dataset w
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,14 +129,14 @@ def image_for(key: str, images: dict[str, Path]) -> tuple[str | None, str | None
     (``img1_labels`` -> ``img1``); failing that, the same by the file's name alone among the image stems
     (label files kept apart from nested images), which must then be unambiguous.
     """
-    found = _longest_prefix(key, {k: k for k in images})
+    found = _longest_prefix(key, images)
     if found is not None:
         return found, None
     name = key.rsplit("/", 1)[-1]
     by_stem: dict[str, list[str]] = {}
     for image_key in images:
         by_stem.setdefault(image_key.rsplit("/", 1)[-1], []).append(image_key)
-    stem = _longest_prefix(name, {s: s for s in by_stem})
+    stem = _longest_prefix(name, by_stem)
     if stem is None:
         return None, None
     if len(by_stem[stem]) > 1:
@@ -144,15 +145,18 @@ def image_for(key: str, images: dict[str, Path]) -> tuple[str | None, str | None
     return by_stem[stem][0], None
 
 
-def _longest_prefix(key: str, candidates: dict[str, str]) -> str | None:
+def _longest_prefix(key: str, candidates: Iterable[str]) -> str | None:
+    """``key`` itself if it is a candidate, else the longest candidate followed in ``key`` by a separator."""
+    candidates = set(candidates)
     if key in candidates:
-        return candidates[key]
+        return key
     best = None
     for candidate in candidates:
-        followed_by_separator = key.startswith(candidate) and len(key) > len(candidate) and key[len(candidate)] in "_-. "
+        followed_by_separator = (key.startswith(candidate) and len(key) > len(candidate)
+                                 and key[len(candidate)] in "_-. ")
         if followed_by_separator and (best is None or len(candidate) > len(best)):
             best = candidate
-    return None if best is None else candidates[best]
+    return best
 
 
 def _by_image(
@@ -173,7 +177,9 @@ def _by_image(
     return per_image
 
 
-def _image_records(images: dict[str, Path], images_dir: Path, keys: list[str], errors: ErrorCollector) -> dict[str, dict]:
+def _image_records(
+    images: dict[str, Path], images_dir: Path, keys: list[str], errors: ErrorCollector
+) -> dict[str, dict]:
     """COCO image records, ids 1.. in the order of ``keys``, sizes read from the files' headers; file names
     relative to the image folder."""
     records = {}

@@ -4,7 +4,8 @@
 - ``raters``: a simulated pretrained detector and the raters who correct its proposals (each rater's
   style: a systematic and a random part);
 - ``presets``: the named rater models (``classic``, ``biased``, ``noisy``) and per-rater overrides;
-- ``generation``: one image with every rater's annotations (and second passes), and a dataset folder.
+- ``generation``: one image with every rater's annotations (and second passes), and a dataset folder;
+- ``base``: the base dataset (other images, labelled by the simulated detector) of the pretrain job.
 
 The names below are imported on first use, so the CLI can read the presets without loading scipy.
 """
@@ -15,6 +16,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "BASE_RATER": "base",
+    "generate_base": "base",
     "MIN_SIZE_PX": "generation",
     "SyntheticImage": "generation",
     "generate": "generation",

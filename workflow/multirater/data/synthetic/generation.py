@@ -49,17 +49,20 @@ def synthesize_image(
     styles: dict[str, RaterStyle],
     detector: DetectorStyle = DetectorStyle(),
     second_pass: bool = False,
+    stream: tuple[int, ...] = (),
 ) -> SyntheticImage:
     """One image and the annotations of every style in ``styles`` (pure function of its arguments).
 
     With ``second_pass``, every style also annotates the image a second time: the same systematic
-    part and detector proposals, a fresh random part (its own random stream).
+    part and detector proposals, a fresh random part (its own random stream). A non-empty ``stream``
+    is appended to every random stream's key: other images, e.g. the base dataset's (``base``).
     """
-    scene_rng = np.random.default_rng([seed, index, 0])
+    scene_rng = np.random.default_rng([seed, index, 0, *stream])
     organoids = sample_organoids(scene_rng, size)
     debris = sample_debris(scene_rng, size)
     image = render(scene_rng, size, organoids, debris)
-    first, second, objects = annotate_scene(seed, index, size, organoids, debris, styles, detector, second_pass)
+    first, second, objects = annotate_scene(seed, index, size, organoids, debris, styles, detector, second_pass,
+                                            stream)
     return SyntheticImage(image, first, [(o.polygon, float(o.viability)) for o in objects], second)
 
 
@@ -72,11 +75,12 @@ def annotate_scene(
     styles: dict[str, RaterStyle],
     detector: DetectorStyle = DetectorStyle(),
     second_pass: bool = False,
+    stream: tuple[int, ...] = (),
 ) -> tuple[dict[str, list], dict[str, list], list[SceneObject]]:
     """The annotations of a scene without its pixels: (first pass, second pass, the organoids boxed).
 
-    Each style k draws its first pass from ``[seed, index, 2 + k]`` and its second from
-    ``[seed, index, 2 + k, SECOND_PASS]``, so a second pass leaves every first pass unchanged.
+    Each style k draws its first pass from ``[seed, index, 2 + k, *stream]`` and its second from
+    ``[seed, index, 2 + k, SECOND_PASS, *stream]``, so a second pass leaves every first pass unchanged.
     """
     objects = []
     for org in organoids:
@@ -89,7 +93,7 @@ def annotate_scene(
     ]
     debris_objects = [o for o in debris_objects if (o.tight[2] - o.tight[0]) >= 3 and (o.tight[3] - o.tight[1]) >= 3]
 
-    det_rng = np.random.default_rng([seed, index, 1])
+    det_rng = np.random.default_rng([seed, index, 1, *stream])
     proposals: dict[int, np.ndarray] = {}
     for i, obj in enumerate(objects):
         hit = det_rng.random() < detector.base_recall + detector.viability_recall * obj.viability
@@ -99,10 +103,10 @@ def annotate_scene(
 
     first, second = {}, {}
     for k, (name, style) in enumerate(styles.items()):
-        rng = np.random.default_rng([seed, index, 2 + k])
+        rng = np.random.default_rng([seed, index, 2 + k, *stream])
         first[name] = annotate(rng, objects, proposals, debris_objects, style, size)
         if second_pass:
-            rng = np.random.default_rng([seed, index, 2 + k, SECOND_PASS])
+            rng = np.random.default_rng([seed, index, 2 + k, SECOND_PASS, *stream])
             second[name] = annotate(rng, objects, proposals, debris_objects, style, size)
     return first, second, objects
 
@@ -112,7 +116,7 @@ def _polygon_area(poly: np.ndarray) -> float:
     return float(0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
 
 
-def _coco(images: list[dict], anns: list[tuple[int, np.ndarray, np.ndarray, str]]) -> dict:
+def coco_of_annotations(images: list[dict], anns: list[tuple[int, np.ndarray, np.ndarray, str]]) -> dict:
     """COCO dict of (image id, xyxy box, polygon, provenance) annotations, rounded to 0.01 px."""
     annotations = []
     for k, (image_id, box, poly, source) in enumerate(anns, start=1):
@@ -180,9 +184,9 @@ def generate(
                     repeat_anns[name] += [(image_id, *a) for a in sample.second_pass.get(name, [])]
         return DatasetContent(
             name=f"synthetic-organoids-seed{seed}",
-            raters={name: _coco(rater_images, rater_anns[name]) for name in names},
-            consensus=_coco(consensus_imgs, consensus_anns) if consensus_images else None,
-            repeats={name: _coco(rater_images[:repeat_images], repeat_anns[name]) for name in names}
+            raters={name: coco_of_annotations(rater_images, rater_anns[name]) for name in names},
+            consensus=coco_of_annotations(consensus_imgs, consensus_anns) if consensus_images else None,
+            repeats={name: coco_of_annotations(rater_images[:repeat_images], repeat_anns[name]) for name in names}
             if repeat_images else None,
         )
 

@@ -25,7 +25,7 @@ import numpy as np
 from multirater.core.errors import UserError
 from multirater.data.synthetic.raters import RandomStyle, RaterStyle, SystematicStyle
 
-DEFAULT_PRESET = "classic"  # the rater model of generate(), `multirater synth` and the workflow schema
+DEFAULT_PRESET = "biased"  # the rater model of generate(), `multirater synth` and the workflow schema
 
 
 def _style(threshold: float, tightness: float, redraw: float, min_side: float, perception_sd: float,

@@ -1,0 +1,34 @@
+"""Every stage's command module registers its commands without importing a heavy library, so
+`multirater --help` and the light commands start fast (heavy imports live inside the handlers)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from multirater.cli import COMMAND_MODULES
+
+HEAVY = ("torch", "torchvision", "pandas", "matplotlib", "scipy", "sklearn")
+
+
+@pytest.mark.parametrize("module", COMMAND_MODULES)
+def test_command_module_registers_without_heavy_imports(module):
+    code = (
+        f"import sys, argparse, {module} as m; "
+        "m.register(argparse.ArgumentParser().add_subparsers()); "
+        f"print(sorted(x for x in {HEAVY!r} if x in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_every_stage_package_has_its_rule_file():
+    from pathlib import Path
+
+    rules = Path(__file__).resolve().parents[1] / "workflow" / "rules"
+    for module in COMMAND_MODULES:
+        stage = module.split(".")[1]
+        assert (rules / f"{stage}.smk").is_file(), f"{module} has no workflow/rules/{stage}.smk"

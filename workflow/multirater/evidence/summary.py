@@ -1,0 +1,148 @@
+"""The evidence's tables: LSE vs RSE in every cell (``summary.csv``) and what each cell's data and models
+were like (``cells.csv``).
+
+A cell is identified by its own config file (``config.yaml``: ``dataset.synthetic.preset`` and ``seed``),
+never by its folder's name. Per ensemble size and metric, ``summary.csv`` holds the test-set values of
+the LSE and the RSE (``tables/metrics.csv``), their difference LSE - RSE, the paired bootstrap 95 %
+interval of the difference and its p-value (``tables/lse_vs_rse.csv``), and each ensemble's finite-sample
+D-ECE reference band (D-ECE rows). For D-ECE (lower is better) a difference above 0 means the RSE is
+better calibrated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from multirater.core.errors import UserError
+from multirater.core.files import read_json, read_yaml
+from multirater.evidence.design import CELL_CONFIG, RESULTS
+
+SUMMARY_COLUMNS = ["preset", "data_seed", "size", "metric", "iou", "lse", "rse", "difference", "diff_p2.5",
+                   "diff_p97.5", "p_value", "ref_mean_lse", "ref_p2.5_lse", "ref_p97.5_lse", "ref_mean_rse",
+                   "ref_p2.5_rse", "ref_p97.5_rse"]
+CELL_COLUMNS = ["preset", "data_seed", "inter_f1", "intra_f1", "single_models", "single_ap50_min",
+                "single_ap50_mean", "single_map_mean", "ensemble_size", "lse_score_std", "rse_score_std",
+                "rse_one_rater_share"]
+# Agreement and diversity are read at these: F1 at IoU 0.5 (the paper's Fig. 2), and the fused detections
+# of the largest ensembles scoring at least 0.2 (those that matter for calibration).
+AGREEMENT_IOU = 0.5
+SCORE_FLOOR = 0.2
+
+
+def cell_identity(folder: str | Path) -> tuple[str, int]:
+    """(preset, data seed) of a cell, from its config file."""
+    path = Path(folder) / CELL_CONFIG
+    synthetic = ((read_yaml(path) or {}).get("dataset") or {}).get("synthetic") or {}
+    if "preset" not in synthetic or "seed" not in synthetic:
+        raise UserError("needs dataset.synthetic.preset and seed (an evidence cell's config)", path)
+    return str(synthetic["preset"]), int(synthetic["seed"])
+
+
+def _read_csv(path: Path) -> "Any":
+    import pandas as pd
+
+    if not path.is_file():
+        raise UserError("not found: the cell's workflow has not finished", path)
+    return pd.read_csv(path)
+
+
+def _same_iou(a: "Any", b: float | None) -> "Any":
+    return a.isna() if b is None or (isinstance(b, float) and np.isnan(b)) else np.isclose(a, b)
+
+
+def summary_rows(folder: str | Path) -> list[dict[str, Any]]:
+    """The rows of ``summary.csv`` for one cell, in the order of its ``lse_vs_rse.csv``."""
+    preset, seed = cell_identity(folder)
+    tables = Path(folder) / RESULTS / "tables"
+    metrics, comparison = _read_csv(tables / "metrics.csv"), _read_csv(tables / "lse_vs_rse.csv")
+    rows = []
+    for _, c in comparison.iterrows():
+        value = {}
+        for kind in ("lse", "rse"):
+            match = metrics[(metrics["kind"] == kind) & (metrics["size"] == c["size"])
+                            & (metrics["metric"] == c["metric"]) & _same_iou(metrics["iou"], c["iou"])]
+            if len(match) != 1:
+                raise UserError(f"has {len(match)} rows for {kind} {c['size']} {c['metric']} (IoU {c['iou']})",
+                                tables / "metrics.csv")
+            value[kind] = float(match["value"].iloc[0])
+        rows.append({"preset": preset, "data_seed": seed, "size": int(c["size"]), "metric": c["metric"],
+                     "iou": c["iou"], "lse": value["lse"], "rse": value["rse"],
+                     "difference": value["lse"] - value["rse"], "diff_p2.5": c["diff_p2.5"],
+                     "diff_p97.5": c["diff_p97.5"], "p_value": c["p_value"],
+                     **{k: c.get(k, np.nan) for k in SUMMARY_COLUMNS[11:]}})
+    return rows
+
+
+def one_rater_share(fused: dict[str, Any], floor: float = SCORE_FLOOR) -> float:
+    """Share of the fused detections scoring at least ``floor`` whose models are all of one rater (their
+    ``votes`` name one rater): how often the raters' models disagree on an object. NaN if none scores so."""
+    votes = [d.get("votes") or {} for d in fused.get("detections", []) if d["score"] >= floor]
+    if not votes:
+        return float("nan")
+    return sum(1 for v in votes if sum(1 for n in v.values() if n > 0) == 1) / len(votes)
+
+
+def score_spread(fused: dict[str, Any], floor: float = SCORE_FLOOR) -> float:
+    """Mean ``score_std`` (the spread of the members' scores, absent members scoring 0) of the fused
+    detections scoring at least ``floor``: how much the members disagree. NaN if none scores so."""
+    spread = [d["score_std"] for d in fused.get("detections", []) if d["score"] >= floor and "score_std" in d]
+    return float(np.mean(spread)) if spread else float("nan")
+
+
+def _read_fused(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UserError("not found: the cell's workflow has not finished", path)
+    return read_json(path)
+
+
+def _agreement(path: Path, kind: str) -> float:
+    table = _read_csv(path)
+    at = table[np.isclose(table["iou"], AGREEMENT_IOU)]
+    if "agreement" in table.columns:
+        at = at[at["agreement"] == kind]
+    elif kind == "intra":
+        return float("nan")
+    return float(at["f1_mean"].mean()) if len(at) else float("nan")
+
+
+def cell_row(folder: str | Path) -> dict[str, Any]:
+    """One row of ``cells.csv``: the raters' agreement, the single models' consensus AP50 and mAP, and the
+    diversity of the largest ensembles (members' score spread; RSE detections of one rater's models only)."""
+    preset, seed = cell_identity(folder)
+    results = Path(folder) / RESULTS
+    metrics = _read_csv(results / "tables" / "metrics.csv")
+    single = metrics[metrics["kind"] == "single"]
+    ap50 = single.loc[single["metric"] == "AP50", "value"].to_numpy(float)
+    size = int(metrics.loc[metrics["kind"] == "rse", "size"].max())
+    lse, rse = (_read_fused(results / "ensembles" / kind / str(size) / "fused.json") for kind in ("lse", "rse"))
+    return {"preset": preset, "data_seed": seed,
+            "inter_f1": _agreement(results / "agreement" / "f1_vs_iou.csv", "inter"),
+            "intra_f1": _agreement(results / "agreement" / "f1_vs_iou.csv", "intra"),
+            "single_models": len(ap50), "single_ap50_min": float(ap50.min()), "single_ap50_mean": float(ap50.mean()),
+            "single_map_mean": float(single.loc[single["metric"] == "mAP", "value"].mean()),
+            "ensemble_size": size, "lse_score_std": score_spread(lse), "rse_score_std": score_spread(rse),
+            "rse_one_rater_share": one_rater_share(rse)}
+
+
+def write_summary(folders: list[str | Path], out: str | Path) -> list[Path]:
+    """``summary.csv`` and ``cells.csv`` of the cells in ``folders`` into ``out``; return the paths."""
+    import pandas as pd
+
+    from multirater.core.files import write_csv
+
+    seen: dict[tuple[str, int], str] = {}
+    for folder in folders:
+        key = cell_identity(folder)
+        if key in seen:
+            raise UserError(f"is the cell {key[0]} seed {key[1]}, as {seen[key]} is", Path(folder) / CELL_CONFIG)
+        seen[key] = str(folder)
+    ordered = sorted(folders, key=lambda f: cell_identity(f))
+    summary = pd.DataFrame([r for f in ordered for r in summary_rows(f)], columns=SUMMARY_COLUMNS)
+    cells = pd.DataFrame([cell_row(f) for f in ordered], columns=CELL_COLUMNS)
+    paths = [Path(out) / "summary.csv", Path(out) / "cells.csv"]
+    write_csv(paths[0], summary)
+    write_csv(paths[1], cells)
+    return paths

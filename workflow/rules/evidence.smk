@@ -1,0 +1,96 @@
+# The evidence run (`make evidence`; the `evidence` target, not part of `all`): the whole workflow once
+# per rater preset and synthetic data seed of the config's `evidence` section, each in its own folder
+# <out>/<preset>-<seed>/ (its config.yaml, results/, run.json), then LSE vs RSE over every run
+# (multirater.evidence): <out>/summary.csv, <out>/cells.csv, <out>/fig_evidence.{png,pdf}.
+from multirater.evidence.design import (
+    CELL_CONFIG,
+    cell_config,
+    cell_files,
+    cell_folder,
+    evidence_cells,
+    summary_inputs,
+)
+
+EVIDENCE = config["evidence"]["out"]
+# No cells when the config cannot have an evidence run (e.g. the user's own data); summary_inputs
+# names the problem if the evidence target is asked for.
+try:
+    EVIDENCE_CELLS = {c.name: c for c in evidence_cells(config)}
+except UserError:
+    EVIDENCE_CELLS = {}
+
+
+# A cell's config; its text is a params value, so a cell reruns only when its own config changes.
+rule evidence_config:
+    output:
+        f"{EVIDENCE}/{{cell}}/{CELL_CONFIG}",
+    log:
+        f"{EVIDENCE}/logs/{{cell}}.config.log",
+    benchmark:
+        f"{EVIDENCE}/benchmarks/{{cell}}.config.tsv"
+    wildcard_constraints:
+        cell="[A-Za-z]+-[0-9]+",
+    params:
+        text=lambda w: _yaml(cell_config(config, EVIDENCE_CELLS[w.cell])),
+    run:
+        from multirater.core.files import write_text
+
+        write_text(output[0], params.text)
+        write_text(log[0], f"wrote {output[0]}\n")
+
+
+# The whole workflow on one cell, with every core: one cell at a time; an interrupted cell resumes.
+rule evidence_cell:
+    input:
+        f"{EVIDENCE}/{{cell}}/{CELL_CONFIG}",
+    output:
+        **cell_files(f"{EVIDENCE}/{{cell}}", SIZES),
+    log:
+        f"{EVIDENCE}/logs/{{cell}}.log",
+    benchmark:
+        f"{EVIDENCE}/benchmarks/{{cell}}.tsv"
+    wildcard_constraints:
+        cell="[A-Za-z]+-[0-9]+",
+    conda:
+        ENV
+    threads: workflow.cores
+    shell:
+        "multirater evidence cell --config {input} --cores {threads} > {log} 2>&1"
+
+
+rule evidence_summary:
+    input:
+        lambda w: summary_inputs(config, SIZES),
+    output:
+        summary=report(
+            f"{EVIDENCE}/summary.csv",
+            caption="../report/evidence.rst",
+            category="Evidence",
+        ),
+        cells=f"{EVIDENCE}/cells.csv",
+        png=report(
+            f"{EVIDENCE}/fig_evidence.png",
+            caption="../report/evidence.rst",
+            category="Evidence",
+        ),
+        pdf=f"{EVIDENCE}/fig_evidence.pdf",
+    log:
+        f"{EVIDENCE}/logs/summary.log",
+    benchmark:
+        f"{EVIDENCE}/benchmarks/summary.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        cells=[cell_folder(config, cell) for cell in EVIDENCE_CELLS.values()],
+        out=output_folder("summary"),
+    shell:
+        "multirater evidence summarize --cells {params.cells} --out {params.out} > {log} 2>&1"
+
+
+rule evidence:
+    input:
+        rules.evidence_summary.output,
