@@ -8,11 +8,11 @@ with probability 0.8 (box jittered) and adds about 15 false positives per image.
   input, IoU 0.5): the kernels, in this process; then as whole processes that read and write the files:
   ``multirater fuse`` on the 20 models' detections files vs ensemble-boxes WBF reading the same files
   (benchmarks/wbf_files.py);
-- evaluation: ``multirater.metrics.evaluate`` with B bootstrap resamples (mAP, AP50, AP75, mAR, D-ECE at IoU
-  0.5 and 0.75) vs pycocotools and faster-coco-eval COCOeval run once per resample (mAP/mAR only) on the
-  resample with each repeated image as its own image id; the resample values must agree.
+- evaluation: ``multirater.evaluation.evaluate.evaluate`` with B bootstrap resamples (mAP, AP50, AP75, mAR,
+  D-ECE at IoU 0.5 and 0.75) vs pycocotools and faster-coco-eval COCOeval run once per resample (mAP/mAR only) on
+  the resample with each repeated image as its own image id; the resample values must agree.
 
-Run: ``.venv/bin/python benchmarks/bench_engine.py [--resamples 100] [--coco-resamples 3]``
+Run: ``.venv/bin/python benchmarks/bench_engine.py [--resamples 100] [--coco-resamples 3] [--fusion-only]``
 (pycocotools is timed on a few resamples and its per-resample time scaled to B).
 """
 

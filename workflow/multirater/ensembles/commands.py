@@ -64,12 +64,23 @@ def _fuse_inputs(args: argparse.Namespace) -> tuple[list[str], list[str] | None,
     return [m["detections"] for m in members], [m["source"] for m in members], ensemble_identity(document)
 
 
+def _check_fuse_flags(iou: float, sources: list[str] | None, n_files: int) -> None:
+    """The flag-level checks, before any file is read (the library names the setting, this the flag)."""
+    from multirater.core.errors import UserError
+
+    if not 0.0 < iou <= 1.0:
+        raise UserError(f"--iou must lie in (0, 1], got {iou}")
+    if sources is not None and len(sources) != n_files:
+        raise UserError(f"--sources gives {len(sources)} names for {n_files} detections files (one per file)")
+
+
 def _fuse(args: argparse.Namespace) -> int:
     from multirater.ensembles.fusion import fuse
     from multirater.io.detections import read_detections, write_detections
     from multirater.selection.members import check_member_detections
 
     paths, sources, identity = _fuse_inputs(args)
+    _check_fuse_flags(args.iou, sources, len(paths))
     models = [read_detections(path) for path in paths]
     if identity is not None:
         for model, path, member in zip(models, paths, identity["members"]):

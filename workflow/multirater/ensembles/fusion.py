@@ -33,13 +33,13 @@ def _check_options(n_models: int, iou: float, sources: list[str] | None, score_n
     if n_models == 0:
         raise UserError("fusion needs at least one detections file")
     if not 0.0 < iou <= 1.0:
-        raise UserError(f"--iou must lie in (0, 1], got {iou}")
+        raise UserError(f"iou must lie in (0, 1], got {iou}")
     if score_norm not in SCORE_NORMS:
-        raise UserError(f"--score-norm must be one of {', '.join(SCORE_NORMS)}, got {score_norm!r}")
+        raise UserError(f"score_norm must be one of {', '.join(SCORE_NORMS)}, got {score_norm!r}")
     if merge not in MERGES:
-        raise UserError(f"--merge must be one of {', '.join(MERGES)}, got {merge!r}")
+        raise UserError(f"merge must be one of {', '.join(MERGES)}, got {merge!r}")
     if sources is not None and len(sources) != n_models:
-        raise UserError(f"--sources gives {len(sources)} names for {n_models} detections files (one per file)")
+        raise UserError(f"sources gives {len(sources)} names for {n_models} detections files (one per file)")
 
 
 def _pool(models: list[Detections]) -> dict[str, np.ndarray]:
