@@ -147,19 +147,20 @@ def _runtime_per_attempt(minutes):
     return runtime
 
 
-# A SLURM group job (profiles/slurm groups a model's training with its predictions, and bundles
-# the small fuse/evaluate jobs) has one slot (`resources: group_slots=1` there) and each grouped job
-# takes it: members run one after another, so the group asks for its largest member's CPUs and
-# memory, not their sum. Outside SLURM nothing limits group_slots.
+# A SLURM group job (profiles/slurm: a model's training, predictions and evaluation) has one slot
+# (`resources: group_slots=1` there) and each grouped job takes it: members run one after another, so
+# the group asks for its largest member's CPUs and memory, not their sum. Outside SLURM nothing
+# limits group_slots.
 GROUP_SLOT = {"group_slots": 1}
 
 
 def evaluation_group(wildcards):
     """The group (one SLURM job) an evaluation runs in: a model's metrics, on every label set, join
-    that model's job (profiles/slurm groups train and predict as model_<strategy>_<config_id>); the
-    other evaluations are bundled. (Snakemake 9 lets bundles grow past --group-components while they
-    wait, so the 240 model evaluations of the paper would end up in one bundle of 240 in series.)
-    Groups matter only to cluster executors."""
+    that model's job (profiles/slurm groups train and predict as model_<strategy>_<config_id>). The
+    other evaluations (ensembles, calibrated detections) come after the members checkpoint; Snakemake
+    9.27 mishandles groups the DAG updates after a checkpoint (duplicate submissions, stale requests,
+    bundles growing past --group-components), so they run as jobs of their own. Groups matter only to
+    cluster executors."""
     subject = wildcards.subject
     if subject.startswith("label_sets/"):
         subject = subject.split("/", 2)[2]
@@ -167,7 +168,7 @@ def evaluation_group(wildcards):
     if kind == "models":
         strategy, config_id = names
         return f"model_{strategy}_{config_id}"
-    return "evaluations"
+    return None
 
 
 def _job_resources(kind):

@@ -43,9 +43,8 @@ rule fuse:
         ENV
     threads: 1
     resources:
-        **GROUP_SLOT,  # bundled on SLURM, one after another (common.smk)
         mem_mb=4000,
-        runtime=10,  # seconds in practice; a SLURM bundle asks for the sum of its members'
+        runtime=30,
     params:
         iou=config["fusion"]["iou"],
         score_norm=config["fusion"]["score_norm"],

@@ -24,9 +24,9 @@ rule evaluate_detections:
         ENV
     threads: 1
     resources:
-        **GROUP_SLOT,  # bundled on SLURM, one after another (common.smk)
+        **GROUP_SLOT,  # in its model's SLURM job, after the predictions (common.smk)
         mem_mb=4000,
-        runtime=10,  # seconds in practice; a SLURM bundle asks for the sum of its members'
+        runtime=10,  # seconds in practice; a model's SLURM job adds it to its time limit
     params:
         label_set=lambda w: subject_label_set(w.subject)[0],
         gt=lambda w: LABEL_SET_FILES[subject_label_set(w.subject)[0]],

@@ -11,7 +11,7 @@ from multirater.slurm.requests import Request, requests_of_run
 
 ADVICE = (
     "Nothing was submitted. Ask for less (resources.* in the workflow config, --set-threads, "
-    "--set-resources RULE:mem_mb=..., --group-components) or send the rule to a larger partition "
+    "--set-resources RULE:mem_mb=...) or send the rule to a larger partition "
     "(--set-resources RULE:slurm_partition=..., resources.gpu_partition)."
 )
 
