@@ -53,7 +53,7 @@ rule evidence_cell:
         cell="[A-Za-z]+-[0-9]+",
     conda:
         ENV
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores
     shell:
         "multirater evidence cell --config {input} --cores {threads} > {log} 2>&1"
 
