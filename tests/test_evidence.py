@@ -132,3 +132,24 @@ def test_a_cell_twice_or_unfinished_is_refused(tmp_path):
     with pytest.raises(UserError, match="not found: the cell's workflow has not finished"):
         write_summary([a, b], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_calibration_tables_of_the_cells_are_gathered(tmp_path):
+    from multirater.evidence.summary import write_summary
+
+    cells = [write_cell(tmp_path / "a", "noisy", 1, 0.1, 0.1), write_cell(tmp_path / "b", "biased", 0, 0.2, 0.1)]
+    assert len(write_summary(cells, tmp_path / "none")) == 2  # no cell calibrated: no calibration.csv
+    assert not (tmp_path / "none" / "calibration.csv").exists()
+    for cell, mae in zip(cells, (3.0, 5.0)):
+        pd.DataFrame({"approach": ["rse", "rse"], "method": ["", "logistic"], "count_mae": [mae * 2, mae]}).to_csv(
+            cell / "results" / "tables" / "calibration.csv", index=False)
+    paths = write_summary(cells, tmp_path / "out")
+    table = pd.read_csv(paths[2])
+    assert list(table.columns) == ["preset", "data_seed", "approach", "method", "count_mae"]
+    # cells in (preset, seed) order, each cell's rows as its own table has them
+    assert table[["preset", "data_seed", "count_mae"]].values.tolist() == [
+        ["biased", 0, 10.0], ["biased", 0, 5.0], ["noisy", 1, 6.0], ["noisy", 1, 3.0]]
+    (cells[0] / "results" / "tables" / "calibration.csv").unlink()
+    with pytest.raises(UserError, match="not found: the cell's workflow has not finished"):
+        write_summary(cells, tmp_path / "again")
+    assert not (tmp_path / "again").exists()

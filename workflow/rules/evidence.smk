@@ -1,7 +1,8 @@
 # The evidence run (`make evidence`; the `evidence` target, not part of `all`): the whole workflow once
 # per rater preset and synthetic data seed of the config's `evidence` section, each in its own folder
 # <out>/<preset>-<seed>/ (its config.yaml, results/, run.json), then LSE vs RSE over every run
-# (multirater.evidence): <out>/summary.csv, <out>/cells.csv, <out>/fig_evidence.{png,pdf}.
+# (multirater.evidence): <out>/summary.csv, <out>/cells.csv, <out>/fig_evidence.{png,pdf}, and
+# <out>/calibration.csv (every cell's post-hoc calibration table) when calibration.enabled.
 from multirater.evidence.design import (
     CELL_CONFIG,
     cell_config,
@@ -44,7 +45,7 @@ rule evidence_cell:
     input:
         f"{EVIDENCE}/{{cell}}/{CELL_CONFIG}",
     output:
-        **cell_files(f"{EVIDENCE}/{{cell}}", SIZES),
+        **cell_files(f"{EVIDENCE}/{{cell}}", SIZES, config["calibration"]["enabled"]),
     log:
         f"{EVIDENCE}/logs/{{cell}}.log",
     benchmark:
@@ -74,6 +75,12 @@ rule evidence_summary:
             category="Evidence",
         ),
         pdf=f"{EVIDENCE}/fig_evidence.pdf",
+        # every cell's calibration table, when the cells calibrate
+        **(
+            {"calibration": f"{EVIDENCE}/calibration.csv"}
+            if config["calibration"]["enabled"]
+            else {}
+        ),
     log:
         f"{EVIDENCE}/logs/summary.log",
     benchmark:

@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--snakefile", default=None, help="the workflow (default: this repository's Snakefile)")
     s.add_argument("--profile", default=None, help="Snakemake profile (default: this repository's profiles/local)")
     s.set_defaults(func=_cell)
-    s = steps.add_parser("summarize", help="summary.csv, cells.csv and fig_evidence.{png,pdf} of finished cells")
+    s = steps.add_parser("summarize", help="summary.csv, cells.csv, calibration.csv and fig_evidence.{png,pdf} of finished cells")
     s.add_argument("--cells", nargs="+", required=True, help="the cells' folders (each with config.yaml, results/)")
     s.add_argument("--out", required=True, help="folder to write into")
     s.set_defaults(func=_summarize)
@@ -51,9 +51,8 @@ def _summarize(args: argparse.Namespace) -> int:
     from multirater.evidence.summary import write_summary
     from multirater.figures.style import save_figure
 
-    summary_path, cells_path = write_summary(args.cells, args.out)
-    paths = [summary_path, cells_path, *save_figure(evidence_figure(pd.read_csv(summary_path)),
-                                                    Path(args.out) / "fig_evidence")]
+    tables = write_summary(args.cells, args.out)
+    paths = [*tables, *save_figure(evidence_figure(pd.read_csv(tables[0])), Path(args.out) / "fig_evidence")]
     for path in paths:
         print(f"wrote {path}")
     runs = [Path(c) / RUN_RECORD for c in args.cells]

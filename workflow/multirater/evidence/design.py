@@ -52,10 +52,12 @@ def cell_config(config: dict[str, Any], cell: Cell) -> dict[str, Any]:
     return out
 
 
-def cell_files(folder: str | Path, sizes: list[int]) -> dict[str, str]:
-    """The files of a finished cell that the summary reads, by name (``sizes``: the ensemble sizes)."""
+def cell_files(folder: str | Path, sizes: list[int], calibration: bool = False) -> dict[str, str]:
+    """The files of a finished cell that the summary reads, by name (``sizes``: the ensemble sizes;
+    ``calibration``: the cells calibrate, so each has ``tables/calibration.csv``)."""
     results = Path(folder) / RESULTS
-    return {
+    extra = {"calibration": str(results / "tables" / "calibration.csv")} if calibration else {}
+    return {**extra,
         "metrics": str(results / "tables" / "metrics.csv"),
         "lse_vs_rse": str(results / "tables" / "lse_vs_rse.csv"),
         "agreement": str(results / "agreement" / "f1_vs_iou.csv"),
@@ -73,4 +75,6 @@ def cell_folder(config: dict[str, Any], cell: Cell) -> str:
 def summary_inputs(config: dict[str, Any], sizes: list[int], file: str = "config") -> list[str]:
     """Every file of every cell that the summary reads (an error when the config cannot have an evidence run)."""
     cells = evidence_cells(config, file)
-    return [path for cell in cells for path in cell_files(cell_folder(config, cell), sizes).values()]
+    calibration = bool(config["calibration"]["enabled"])
+    return [path for cell in cells
+            for path in cell_files(cell_folder(config, cell), sizes, calibration).values()]

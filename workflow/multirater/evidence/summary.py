@@ -127,8 +127,27 @@ def cell_row(folder: str | Path) -> dict[str, Any]:
             "rse_one_rater_share": one_rater_share(rse)}
 
 
+def calibration_rows(folders: list[str | Path]) -> "Any":
+    """Every cell's ``tables/calibration.csv`` (post-hoc calibration side by side), one table with the cell's
+    preset and data seed in front; None when no cell calibrated. Cells that calibrated must all have one."""
+    import pandas as pd
+
+    paths = [Path(f) / RESULTS / "tables" / "calibration.csv" for f in folders]
+    if not any(p.is_file() for p in paths):
+        return None
+    tables = []
+    for folder, path in zip(folders, paths):
+        preset, seed = cell_identity(folder)
+        table = _read_csv(path)
+        table.insert(0, "data_seed", seed)
+        table.insert(0, "preset", preset)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
 def write_summary(folders: list[str | Path], out: str | Path) -> list[Path]:
-    """``summary.csv`` and ``cells.csv`` of the cells in ``folders`` into ``out``; return the paths."""
+    """``summary.csv`` and ``cells.csv`` of the cells in ``folders`` into ``out``, and ``calibration.csv``
+    when the cells calibrated; return the paths."""
     import pandas as pd
 
     from multirater.core.files import write_csv
@@ -142,7 +161,11 @@ def write_summary(folders: list[str | Path], out: str | Path) -> list[Path]:
     ordered = sorted(folders, key=lambda f: cell_identity(f))
     summary = pd.DataFrame([r for f in ordered for r in summary_rows(f)], columns=SUMMARY_COLUMNS)
     cells = pd.DataFrame([cell_row(f) for f in ordered], columns=CELL_COLUMNS)
+    calibration = calibration_rows(ordered)  # read every table before writing anything
     paths = [Path(out) / "summary.csv", Path(out) / "cells.csv"]
     write_csv(paths[0], summary)
     write_csv(paths[1], cells)
+    if calibration is not None:
+        paths.append(Path(out) / "calibration.csv")
+        write_csv(paths[2], calibration)
     return paths
