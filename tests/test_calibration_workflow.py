@@ -188,7 +188,7 @@ def test_shipped_configs_calibrate():
     from multirater.config import SCHEMA_PATH
     from multirater.config.loading import validate
 
-    for name in ("config.yaml", "paper.yaml", "evidence.yaml"):
+    for name in ("config.yaml", "paper.yaml", "evidence.yaml", "multiorg.yaml"):
         config = validate(yaml.safe_load((Path(__file__).parents[1] / "config" / name).read_text()), SCHEMA_PATH)
         assert config["calibration"]["enabled"], name
         check_calibration(config, RATERS)

@@ -254,3 +254,27 @@ def test_fusion_memory_grows_with_the_boxes_not_their_square():
         tracemalloc.stop()
     assert 0 < len(out) <= n
     assert peak < 200 * n * 8  # a few hundred numbers per box at most
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fused_detections_are_written_as_their_records(monkeypatch, tmp_path, seed):
+    # The writer slots each column's numbers between constant texts; the file must be what encoding the records
+    # one by one gives (orjson on the plain dicts), whatever the ids, counts and the slicing.
+    import orjson
+
+    import multirater.io.detections as detections
+
+    monkeypatch.setattr(detections, "_WRITE_SLICE", [7, 50, 10_000][seed])
+    rng = np.random.default_rng(seed)
+    n = 120
+    ids = [rng.integers(1, 4, n), rng.integers(-2**40, 2**40, n), rng.integers(-3, 3, n)][seed]
+    models = [det(_boxes(rng, n) * rng.choice([1.0, 1e-7, 1e12]), rng.random(n), images=ids,
+                  categories=rng.integers(0, 2, n)) for _ in range(5)]
+    fused = fuse(models[: 5 - seed], 0.3, sources=["a", "b\"é", "a", "c", "b\"é"][: 5 - seed])
+    fused.meta["note"] = seed
+    path = tmp_path / "fused.json"
+    for written in (fused, models[0]):  # with extra keys, and without
+        detections.write_detections(path, written)
+        assert path.read_bytes() == orjson.dumps(written.to_json()) + b"\n"
+    detections.write_detections(path, fused)
+    assert detections.read_detections(path).to_records() == fused.to_records()

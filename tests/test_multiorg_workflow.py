@@ -2,8 +2,9 @@
 the one documented command (`multirater import --format multiorg --majority`), then the workflow on it with
 a tiny design: LS and RS per annotator (each train image labelled by one annotator), tiled training, LSE and
 RSE, and every model and ensemble evaluated against every test label set (t0, t1_A, t1_B, majority), with
-the headline label set chosen in the config. Also: config/multiorg.yaml, the headline label-set rule, and
-the per-label-set table on hand-written metrics files.
+the headline label set chosen in the config, and calibrators fitted on validation images that each have one
+annotator. Also: config/multiorg.yaml, the headline label-set rule, and the per-label-set table on hand-written
+metrics files.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def test_multiorg_config_is_valid_and_fits_the_imported_layout(imported):
     assert raters == ANNOTATORS and len(configs) == shipped["sweep"]["random"]["n"]
     assert all(size % len(ANNOTATORS) == 0 for size in loaded["ensembles"]["sizes"])
     assert loaded["evaluation"]["label_set"] == HEADLINE
+    assert loaded["calibration"]["enabled"] and loaded["calibration"]["reference"] == "auto"
 
 
 def test_headline_label_set_defaults_and_is_checked(imported):
@@ -142,12 +144,21 @@ def test_label_set_table_has_one_row_per_label_set_subject_and_metric(tmp_path):
 
 
 # --- end to end -------------------------------------------------------------------------------------------------
+# Calibration with one annotator per validation image: the one calibrator that used to stop (an rs model's hard
+# target against its annotator), isotonic so that it fits even a constant target. It adds one validation
+# prediction and one fit (about 15 s here; the rse and both rs approaches took about a minute).
+CALIBRATION = {"enabled": True, "methods": ["isotonic"], "targets": ["hard"],
+               "headline": {"approach": "rse", "method": "isotonic", "target": "hard"}}
+CALIBRATORS = {f"rs-{ANNOTATORS[0]}": "isotonic-hard"}
+
+
 @pytest.mark.slow
 def test_multiorg_end_to_end(imported, tmp_path):
     work = tmp_path / "run"
     work.mkdir()
-    config = write_yaml(tmp_path / "config.yaml", tiny_config(imported))
-    snakemake(work, config, "results/tables/label_sets.csv", "results/sweep/configs.tsv")
+    config = write_yaml(tmp_path / "config.yaml", {**tiny_config(imported), "calibration": CALIBRATION})
+    calibrators = [f"results/calibration/{a}/{v}/calibrator.json" for a, v in CALIBRATORS.items()]
+    snakemake(work, config, "results/tables/label_sets.csv", "results/sweep/configs.tsv", *calibrators)
     r = work / "results"
 
     # LS and RS per annotator trained (two configurations each), on the tiled design
@@ -191,3 +202,19 @@ def test_multiorg_end_to_end(imported, tmp_path):
     # the headline tables are the majority's
     tidy = pd.read_csv(r / "tables" / "metrics.csv", dtype={"config_id": str})
     assert len(tidy) == len(table[table.label_set == HEADLINE])
+
+    # calibration: an rs model's hard target is fitted on the validation images its annotator labelled only
+    val = json.loads((r / "data" / "splits.json").read_text())["val"]
+    labelled = {a: {im["id"] for im in json.loads((dataset / f"{a}.json").read_text())["images"]} & set(val)
+                for a in ANNOTATORS}
+    assert all(labelled.values()) and set.union(*labelled.values()) == set(val)  # both annotators validate
+    for approach, variant in CALIBRATORS.items():
+        fitted = json.loads((r / "calibration" / approach / variant / "calibrator.json").read_text())["fitted"]
+        detections = json.loads((work / fitted["detections"]).read_text())
+        assert sorted(detections["image_ids"]) == sorted(val), approach
+        images = labelled[approach[3:]] if approach.startswith("rs-") else set(val)
+        on_images = sum(d["image_id"] in images for d in detections["detections"])
+        assert fitted["reference"] == (approach[3:] if approach.startswith("rs-") else None)
+        assert (fitted["n_images"], fitted["n_images_left_out"]) == (len(images), len(val) - len(images))
+        assert fitted["n_detections"] == on_images > 0
+        assert fitted["n_detections_left_out"] == len(detections["detections"]) - on_images

@@ -40,7 +40,7 @@ rule calibrate:
     params:
         dataset=DATASET,
         iou=CALIBRATION["iou"],
-        # the hard target's labels; the soft target uses every rater
+        # the hard target's labels (only the validation images they cover); the soft target: each image's raters
         reference=lambda w: (
             f"--reference {CALIBRATION['reference']}" if w.target == "hard" else ""
         ),

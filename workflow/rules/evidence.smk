@@ -59,10 +59,16 @@ rule evidence_cell:
         "multirater evidence cell --config {input} --cores {threads} > {log} 2>&1"
 
 
+# calibration.csv: every cell's calibration table, when the cells calibrate.
 rule evidence_summary:
     input:
         lambda w: summary_inputs(config, SIZES),
     output:
+        **(
+            {"calibration": f"{EVIDENCE}/calibration.csv"}
+            if config["calibration"]["enabled"]
+            else {}
+        ),
         summary=report(
             f"{EVIDENCE}/summary.csv",
             caption="../report/evidence.rst",
@@ -75,12 +81,6 @@ rule evidence_summary:
             category="Evidence",
         ),
         pdf=f"{EVIDENCE}/fig_evidence.pdf",
-        # every cell's calibration table, when the cells calibrate
-        **(
-            {"calibration": f"{EVIDENCE}/calibration.csv"}
-            if config["calibration"]["enabled"]
-            else {}
-        ),
     log:
         f"{EVIDENCE}/logs/summary.log",
     benchmark:

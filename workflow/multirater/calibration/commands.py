@@ -42,8 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="logistic (Platt on logit(score)), temperature, isotonic, or detection-aware "
                    "(logistic on logit(score) and the relative box centre and size)")
     p.add_argument("--target", required=True, choices=("hard", "soft"),
-                   help="hard: 1 if matched to a box of --reference; soft: fraction of the raters whose boxes "
-                   "match the detection")
+                   help="hard: 1 if matched to a box of --reference (only images the reference labelled); "
+                   "soft: fraction of the raters who labelled the image whose boxes match the detection")
     p.add_argument("--reference", default=None,
                    help="hard target's labels: a rater, consensus, or majority (matched by more than half the "
                    "raters); default: the rater of an rs-<rater> model, majority otherwise")
@@ -110,6 +110,10 @@ def _calibrate(args: argparse.Namespace) -> int:
     against = f"hard vs {fitted['reference']}" if args.target == "hard" else "soft (multi-rater)"
     print(f"wrote {args.out}: {args.method} on {fitted['n_detections']} detections, target {against} at IoU "
           f"{args.iou:g} (mean score {fitted['mean_score']:.3f}, mean target {fitted['mean_target']:.3f})")
+    if fitted["n_images_left_out"]:
+        print(f"fitted on the {fitted['n_images']} image(s) {fitted['reference']} labelled; left out "
+              f"{fitted['n_detections_left_out']} detections on {fitted['n_images_left_out']} image(s) it did not "
+              "label (raters labelled different images)")
     return 0
 
 

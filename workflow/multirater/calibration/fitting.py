@@ -36,15 +36,23 @@ def _identity(detections: Detections) -> Any:
 
 def fit_on_validation(detections: Detections, dataset: Dataset, method: str, target: str, iou: float,
                       reference: str | None, detections_name: str) -> Calibrator:
-    """Fit ``method`` to the ``target`` (hard against ``reference``, or soft) of the validation detections."""
+    """Fit ``method`` to the ``target`` (hard against ``reference``, or soft) of the validation detections.
+
+    The hard target leaves out the detections on images its reference did not label (partial rater coverage);
+    ``fitted`` records how many images and detections the fit used and how many it left out."""
     check_uncalibrated(detections, detections_name)
     if len(detections) == 0:
         raise UserError("no detections to fit a calibrator on", detections_name)
     resolved = resolve_reference(detections, dataset, reference) if target == "hard" else None
-    y = targets(detections, dataset, target, resolved, iou, detections_name)
+    fit = targets(detections, dataset, target, resolved, iou, detections_name)
+    n_used = int(fit.used.sum())
+    if n_used == 0:
+        raise UserError(f"{resolved} labelled {fit.n_images} of the validation images and none of them has a "
+                        "detection: nothing to fit a calibrator on", detections_name)
+    scores = detections.scores[fit.used]
     features = None
     if method == "detection-aware":
-        features = detection_box_features(detections, dataset_image_sizes(dataset), detections_name)
+        features = detection_box_features(detections, dataset_image_sizes(dataset), detections_name)[fit.used]
     fitted = {
         "target": target,
         "iou": float(iou),
@@ -53,12 +61,15 @@ def fit_on_validation(detections: Detections, dataset: Dataset, method: str, tar
         "detections": detections_name,
         "dataset": str(dataset.manifest),
         "identity": _identity(detections),
-        "n_detections": len(detections),
-        "n_images": len(detections.image_ids),
-        "mean_score": float(np.mean(detections.scores)),
-        "mean_target": float(np.mean(y)),
+        "n_detections": n_used,
+        "n_images": fit.n_images,
+        # left out: on images the hard target's reference did not label (none with complete coverage)
+        "n_detections_left_out": len(detections) - n_used,
+        "n_images_left_out": fit.n_images_total - fit.n_images,
+        "mean_score": float(np.mean(scores)),
+        "mean_target": float(np.mean(fit.values)),
     }
-    return fit_calibrator(method, detections.scores, y, features, detections_name, fitted)
+    return fit_calibrator(method, scores, fit.values, features, detections_name, fitted)
 
 
 def recalibrate(detections: Detections, calibrator: Calibrator, sizes: ImageSizes | None, detections_name: str,

@@ -11,6 +11,12 @@ matched to a box of rater r at IoU >= t, else 0, and R(i) for the raters whose l
   - ``consensus``: the consensus boxes (only where the dataset's consensus labels the validation images);
   - ``majority``: y_d = 1 if more than half of R(i) match d, i.e. soft target > 1/2 (default for ``ls``
     models and ensembles, which saw every rater).
+  Only the images L labelled enter the fit: with partial rater coverage (raters labelled different images) a
+  detection on an image that L did not label has no hard target and is left out (``Targets.used``), so an
+  ``rs-<rater>`` model is fitted on its own rater's validation images, the ones it was validated on. An image
+  labelled by no rater and not by L is not a validation image (an error); so is a file none of whose images L
+  labelled. ``majority`` uses every image, R(i) being whoever labelled it. With complete coverage every rater
+  labels every validation image, so nothing is left out.
 - **soft** (multi-rater) target: y_d = (1 / |R(i)|) * sum_{r in R(i)} m_r(d), the fraction of the raters who
   labelled image i whose own boxes match d, each rater matched separately.
 
@@ -21,6 +27,7 @@ how ``ls`` models are validated.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -65,20 +72,6 @@ def _image_slices(detections: Detections) -> list[tuple[int, np.ndarray]]:
     return [(int(i), part) for i, part in zip(ids, np.split(order, starts[1:]))]
 
 
-def matched_flags(detections: Detections, labels: LabelSet, iou: float, detections_name: str) -> np.ndarray:
-    """m_L(d) for every detection: matched (COCO greedy rule, per image and category) to a box of ``labels``.
-
-    Every image with detections must be listed in ``labels``' file, else a UserError names the image.
-    """
-    _check_iou(iou)
-    flags = np.zeros(len(detections), dtype=bool)
-    for image_id, index in _image_slices(detections):
-        if not labels.labels(image_id):
-            raise UserError(f"image {image_id} is not labelled by {labels.name}", detections_name)
-        flags[index] = _matched_in_image(detections, index, *labels.boxes(image_id), iou)
-    return flags
-
-
 def _matched_in_image(detections: Detections, index: np.ndarray, gt_boxes: np.ndarray, gt_cats: np.ndarray,
                       iou: float) -> np.ndarray:
     out = np.zeros(len(index), dtype=bool)
@@ -113,26 +106,72 @@ def soft_targets(detections: Detections, dataset: Dataset, iou: float, detection
     return matched / np.maximum(n_raters, 1.0)
 
 
+@dataclass(frozen=True)
+class Targets:
+    """The targets a calibrator is fitted to: ``values`` (y_d) of the detections ``used`` (a mask over the
+    file's detections, in file order); ``n_images`` of the file's ``n_images_total`` images are the ones used
+    (labelled by the hard target's reference; every image for soft and majority)."""
+
+    values: np.ndarray
+    used: np.ndarray
+    n_images: int
+    n_images_total: int
+
+
 def hard_targets(detections: Detections, dataset: Dataset, reference: str, iou: float,
                  detections_name: str) -> np.ndarray:
-    """y_d in {0, 1}: matched to a box of ``reference`` (a rater, ``consensus`` or ``majority``)."""
+    """y_d in {0, 1}: matched to a box of ``reference`` (a rater, ``consensus`` or ``majority``), for the
+    detections on images the reference labelled (all of them with complete coverage), in file order."""
+    return _hard(detections, dataset, reference, iou, detections_name).values
+
+
+def _hard(detections: Detections, dataset: Dataset, reference: str, iou: float, detections_name: str) -> Targets:
+    n_total = len(detections.image_ids)
     if reference == MAJORITY:
-        return (soft_targets(detections, dataset, iou, detections_name) > 0.5).astype(np.float64)
+        y = (soft_targets(detections, dataset, iou, detections_name) > 0.5).astype(np.float64)
+        return Targets(y, np.ones(len(detections), dtype=bool), n_total, n_total)
     if reference not in dataset.sources:
         known = ", ".join([*dataset.sources, MAJORITY])
         raise UserError(f"unknown reference {reference!r} (known: {known})", dataset.manifest, "reference")
+    _check_iou(iou)
     labels = LabelSet(dataset.coco(reference), reference)
-    return matched_flags(detections, labels, iou, detections_name).astype(np.float64)
+    rater_images = set(dataset.rater_image_ids)
+    flags = np.zeros(len(detections), dtype=bool)
+    used = np.zeros(len(detections), dtype=bool)
+    for image_id, index in _image_slices(detections):
+        if labels.labels(image_id):
+            used[index] = True
+            flags[index] = _matched_in_image(detections, index, *labels.boxes(image_id), iou)
+        elif image_id not in rater_images:  # labelled by another rater: left out; by nobody: a wrong file
+            raise UserError(f"image {image_id} is not labelled by {reference}, nor by any rater: not a validation "
+                            "image", detections_name)
+    n_images = sum(labels.labels(i) for i in detections.image_ids.tolist())
+    if n_images == 0:
+        raise UserError(f"{_approach(detections)}: none of its {n_total} validation images is labelled by "
+                        f"{reference} ({dataset.coco_path(reference)}), so the hard target against {reference} "
+                        "has nothing to fit; choose another calibration reference or the soft target",
+                        detections_name)
+    return Targets(flags[used].astype(np.float64), used, n_images, n_total)
+
+
+def _approach(detections: Detections) -> str:
+    """What the detections are of, for messages: a model's strategy or an ensemble's kind and size."""
+    meta = detections.meta if isinstance(detections.meta, dict) else {}
+    identity = meta.get("identity")
+    if isinstance(identity, dict) and isinstance(identity.get("kind"), str):
+        return f"{identity['kind']} ensemble of {identity.get('size', '?')}"
+    return model_strategy(detections) or "the detections"
 
 
 def targets(detections: Detections, dataset: Dataset, target: str, reference: str | None, iou: float,
-            detections_name: str) -> np.ndarray:
-    """The hard or soft target of every detection (``reference`` is used by the hard target only)."""
+            detections_name: str) -> Targets:
+    """The hard or soft target of the detections it applies to (``reference`` is used by the hard target only)."""
     if target == "soft":
-        return soft_targets(detections, dataset, iou, detections_name)
+        n_total = len(detections.image_ids)
+        return Targets(soft_targets(detections, dataset, iou, detections_name), np.ones(len(detections), dtype=bool),
+                       n_total, n_total)
     if target == "hard":
-        return hard_targets(detections, dataset, resolve_reference(detections, dataset, reference), iou,
-                            detections_name)
+        return _hard(detections, dataset, resolve_reference(detections, dataset, reference), iou, detections_name)
     raise UserError(f"unknown target {target!r} (known: {', '.join(TARGETS)})", None, "target")
 
 

@@ -8,7 +8,10 @@ centres can lie, relative to the *smaller* of the two widths (and heights):
 (IoU >= t needs an overlap of t times the wider box, w_b; two intervals of widths w_a <= w_b overlap by at most
 (w_a + w_b) / 2 - |dc|, or w_a when one holds the other, and w_b <= w_a / t.) So a box need only look within a
 window of its own size around its centre, whichever of the two is smaller. Areas are close too: the overlap is at
-most the smaller area and at least t times the larger, so the areas differ by at most a factor 1 / t.
+most the smaller area and at least t times the larger, so the areas differ by at most a factor 1 / t. And since
+IoU >= t means an overlap of at least t / (1 + t) times the sum of the areas, and the overlap is no taller than the
+shorter box, the overlap in x is at least t / (1 + t) (w_i + w_j): |cx_i - cx_j| <= (1 - t) / (2 (1 + t)) (w_i + w_j),
+a third of the mean width at t = 0.5 where the first bound allows half the smaller one (and the same in y).
 
 Boxes are filed by centre in a uniform grid per (key, area class), an area class being a power of two of w * h.
 Each box looks up the cells its window covers in its own class (only the cells from its own onward, so that a pair
@@ -147,6 +150,8 @@ def linked_pairs(
     filed_key, filed_model = key[filed], model[filed]
     filed_corners = tuple(np.ascontiguousarray(c) for c in corners(boxes[filed]))
 
+    # the second bound on the centres, from the reaches (k(t) times the sides): (1 - t) / (2 (1 + t) k(t))
+    sum_factor = 1.0 / (2.0 * (1.0 + threshold) * max(1.0, 1.0 / (2.0 * threshold)))
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for lo in range(0, len(filed), _QUERY_SLICE):
         query = np.arange(lo, min(lo + _QUERY_SLICE, len(filed)))
@@ -161,10 +166,12 @@ def linked_pairs(
             a = np.repeat(a, n)
             b = np.arange(len(a)) + np.repeat(b - (np.cumsum(n) - n), n)
             # within both boxes' windows, in x, then in y and of another model: cheap tests before the IoU
-            near = np.abs(cx[b] - cx[a]) <= np.minimum(reach_x[a], reach_x[b])
+            ra, rb = reach_x[a], reach_x[b]
+            near = np.abs(cx[b] - cx[a]) <= np.minimum(np.minimum(ra, rb), (ra + rb) * sum_factor)
             keep = np.flatnonzero(near)
             a, b = a[keep], b[keep]
-            near = np.abs(cy[b] - cy[a]) <= np.minimum(reach_y[a], reach_y[b])
+            ra, rb = reach_y[a], reach_y[b]
+            near = np.abs(cy[b] - cy[a]) <= np.minimum(np.minimum(ra, rb), (ra + rb) * sum_factor)
             near &= filed_model[a] != filed_model[b]
             keep = np.flatnonzero(near)
             a, b = a[keep], b[keep]
