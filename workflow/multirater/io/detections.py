@@ -14,7 +14,7 @@ Held in memory column-wise, so the engine works on numpy arrays.
 Speed: 400,000 detections read in well under a second. The file is parsed with orjson (see ``core.files``), its
 records are checked column by column with numpy (``_columns``), and only a file that fails those checks is
 walked record by record (``_first_problem``), to name the first bad detection exactly as before. Writing encodes
-each numpy column at once with orjson and slots its numbers between the records' constant texts (``_records_text``;
+each numpy column at once with orjson and slots its numbers between the records' constant texts (``io.records_text``;
 other extra keys: record by record), in slices, so memory stays bounded.
 """
 
@@ -35,6 +35,7 @@ from multirater.core.errors import UserError
 from multirater.core.files import gc_paused, parse_json, read_bytes, write_bytes
 from multirater.io.coco import bbox_problem, is_int, is_number
 from multirater.io.extra_columns import ExtraColumns
+from multirater.io.records_text import record_layout, records_text
 
 FORMAT = "multirater-detections"
 _CORE_KEYS = ("image_id", "category_id", "bbox", "score")
@@ -268,114 +269,6 @@ def _encode(value: Any) -> bytes:
     return json.dumps(value, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
-def _text_column(values: Any, n: int) -> np.ndarray | None:
-    """``values`` as a 1-d int64 or float64 array (finite) whose numbers orjson writes as it writes their Python
-    values (``tolist``), or None when it might not (bools, float32, NaN, other shapes)."""
-    column = np.asarray(values)
-    if column.shape != (n,) or not (column.dtype.kind == "i" or column.dtype == np.float64):
-        return None
-    if column.dtype.kind == "f" and not np.isfinite(column).all():
-        return None
-    return np.ascontiguousarray(column, dtype=np.int64 if column.dtype.kind == "i" else np.float64)
-
-
-def _record_layout(detections: Detections) -> tuple[list[bytes], list[np.ndarray], bytes] | None:
-    """Every record as the same texts around numbers: (text before each number, the numbers' columns, the text
-    after the last); None when the extra keys do not allow it (then records are built one by one)."""
-    n = len(detections)
-    boxes = np.asarray(detections.boxes, dtype=np.float64).reshape(-1, 4)
-    columns = [np.ascontiguousarray(c, dtype=t) for c, t in ((detections.image_id, np.int64),
-               (detections.category_id, np.int64), (boxes, np.float64), (detections.scores, np.float64))]
-    if any(len(c) != n for c in columns) or columns[0].ndim != 1 or columns[1].ndim != 1 or columns[3].ndim != 1:
-        return None
-    before = [b'{"image_id":', b',"category_id":', b',"bbox":[', b'],"score":']
-    extra = detections.extra
-    if extra is None:
-        return before, columns, b"}"
-    if not isinstance(extra, ExtraColumns):
-        return None
-    keys = extra.keys()
-    if len(set(keys)) != len(keys) or set(keys) & _CORE or any(type(k) is not str for k in keys):
-        return None
-    for key, values in extra.values.items():
-        columns.append(_text_column(values, n))
-        before.append(b"," + orjson.dumps(key) + b":")
-    pending = b""  # constant text not yet placed before a number
-    for key, (matrix, names) in extra.counts.items():
-        matrix = np.asarray(matrix)
-        if matrix.shape != (n, len(names)) or len(set(names)) != len(names) or any(type(s) is not str for s in names):
-            return None
-        opening = pending + b"," + orjson.dumps(key) + b":{"
-        pending = opening + b"}" if not names else b"}"
-        for k, name in enumerate(names):
-            columns.append(_text_column(matrix[:, k], n))
-            before.append((opening if k == 0 else b",") + orjson.dumps(name) + b":")
-    return None if any(c is None for c in columns) else (before, columns, pending + b"}")
-
-
-def _int_run_table(labels: list[bytes], columns: list[np.ndarray]) -> tuple[list[bytes], np.ndarray] | None:
-    """Consecutive integer fields with their labels: (the text of each distinct row, each record's row), or None
-    when they take too many distinct values for a table to pay."""
-    n, key, span, radix = len(columns[0]), 0, 1, []
-    for column in columns:  # each row's number in mixed radix: small enough to count, not sort
-        low = int(column.min())
-        size = int(column.max()) - low + 1
-        span *= size
-        if span > 4 * n:
-            return None
-        key = key * size + (column - low)
-        radix.append((low, size))
-    present = np.bincount(key, minlength=span) > 0
-    rows, values = np.flatnonzero(present), []
-    for low, size in reversed(radix):
-        values.append((rows % size + low).tolist())
-        rows = rows // size
-    table = [b"".join(t + b"%d" % v for t, v in zip(labels, row)) for row in zip(*reversed(values))]
-    return table, (np.cumsum(present) - 1)[key]
-
-
-def _records_text(layout: tuple[list[bytes], list[np.ndarray], bytes], start: int, stop: int) -> bytes:
-    """Records ``start:stop`` as a JSON list's items (what ``_encode(records)[1:-1]`` gives).
-
-    Each record is a few slots: constant text, a float column's number (all encoded at once by orjson), or the
-    text of a run of integer fields with their labels (ids, counts: few distinct rows, made once each); the
-    slots of all records are then joined at once.
-    """
-    before, columns, after = layout
-    n = stop - start
-    slots: list[Any] = []  # bytes (constant), list of texts, or (table, row of each record)
-    k = 0
-    while k < len(columns):
-        end = k
-        while end < len(columns) and columns[end].dtype.kind == "i":
-            end += 1
-        run = _int_run_table(before[k:end], [c[start:stop] for c in columns[k:end]]) if end > k else None
-        if run is None:
-            end = k + 1
-            numbers = orjson.dumps(columns[k][start:stop], option=orjson.OPT_SERIALIZE_NUMPY)
-            # one column of numbers, or of rows of numbers (the boxes: each row's numbers are written together)
-            texts = numbers[2:-2].split(b"],[") if columns[k].ndim == 2 else numbers[1:-1].split(b",")
-            slots += [before[k], texts]
-        else:
-            slots.append(run)
-        k = end
-    slots.append(after + b",")  # every record ends with a comma: the last one is cut off
-    merged: list[Any] = slots[:1]  # constants joined to the constant or table before them
-    for slot in slots[1:]:
-        last = merged[-1]
-        if isinstance(slot, bytes) and not isinstance(last, list):
-            merged[-1] = last + slot if isinstance(last, bytes) else ([text + slot for text in last[0]], last[1])
-        else:
-            merged.append(slot)
-    width = len(merged)
-    pieces: list[bytes] = [b""] * (width * n)
-    for k, slot in enumerate(merged):
-        if isinstance(slot, tuple):
-            slot = list(map(slot[0].__getitem__, slot[1].tolist()))
-        pieces[k::width] = [slot] * n if isinstance(slot, bytes) else slot
-    return b"".join(pieces)[:-1]
-
-
 def _file_chunks(detections: Detections) -> Iterator[bytes]:
     """The detections file in pieces: the header, slices of records, the meta."""
     for name, column in (("boxes", detections.boxes), ("scores", detections.scores)):
@@ -384,10 +277,10 @@ def _file_chunks(detections: Detections) -> Iterator[bytes]:
     meta = _encode(detections.meta)
     image_ids = orjson.dumps(np.asarray(detections.image_ids, dtype=np.int64).tolist())
     yield b'{"format":' + orjson.dumps(FORMAT) + b',"image_ids":' + image_ids + b',"detections":['
-    layout = _record_layout(detections)
+    layout = record_layout(detections, _CORE)
     for start in range(0, len(detections), _WRITE_SLICE):
         stop = min(start + _WRITE_SLICE, len(detections))
-        items = _records_text(layout, start, stop) if layout else _encode(detections.to_records(start, stop))[1:-1]
+        items = records_text(layout, start, stop) if layout else _encode(detections.to_records(start, stop))[1:-1]
         yield (b"," if start else b"") + items
     yield b'],"meta":' + meta + b"}\n"
 
