@@ -32,7 +32,9 @@ REDUCED = {
                               "repeat_images": 0, "base_images": 8}},
     "model": {"name": "tiny", "min_size": 64, "max_size": 64},
     "pretrain": {"epochs": 1, "lr": 0.001, "batch_size": 4},
-    "training": {"epochs": 2, "patience": 2, "batch_size": 4},
+    # long enough (about 10 s a job) that the interrupt test finds one model trained while another still
+    # trains: with 2 epochs a job took 4.6 s on an idle machine and both running jobs ended unseen between polls
+    "training": {"epochs": 10, "patience": 10, "batch_size": 2},
     "sweep": {"grid": {"lr": [0.001, 0.0003], "augment": [True]}},
     "selection": {"ls": 2, "rs": 2},
     "ensembles": {"sizes": [2]},
