@@ -117,6 +117,11 @@ class Targets:
     n_images: int
     n_images_total: int
 
+    @classmethod
+    def of_every_detection(cls, values: np.ndarray, n_images: int) -> "Targets":
+        """Targets of every detection, on all ``n_images`` images (soft and majority)."""
+        return cls(values, np.ones(len(values), dtype=bool), n_images, n_images)
+
 
 def hard_targets(detections: Detections, dataset: Dataset, reference: str, iou: float,
                  detections_name: str) -> np.ndarray:
@@ -129,7 +134,7 @@ def _hard(detections: Detections, dataset: Dataset, reference: str, iou: float, 
     n_total = len(detections.image_ids)
     if reference == MAJORITY:
         y = (soft_targets(detections, dataset, iou, detections_name) > 0.5).astype(np.float64)
-        return Targets(y, np.ones(len(detections), dtype=bool), n_total, n_total)
+        return Targets.of_every_detection(y, n_total)
     if reference not in dataset.sources:
         known = ", ".join([*dataset.sources, MAJORITY])
         raise UserError(f"unknown reference {reference!r} (known: {known})", dataset.manifest, "reference")
@@ -167,9 +172,8 @@ def targets(detections: Detections, dataset: Dataset, target: str, reference: st
             detections_name: str) -> Targets:
     """The hard or soft target of the detections it applies to (``reference`` is used by the hard target only)."""
     if target == "soft":
-        n_total = len(detections.image_ids)
-        return Targets(soft_targets(detections, dataset, iou, detections_name), np.ones(len(detections), dtype=bool),
-                       n_total, n_total)
+        return Targets.of_every_detection(soft_targets(detections, dataset, iou, detections_name),
+                                          len(detections.image_ids))
     if target == "hard":
         return _hard(detections, dataset, resolve_reference(detections, dataset, reference), iou, detections_name)
     raise UserError(f"unknown target {target!r} (known: {', '.join(TARGETS)})", None, "target")
