@@ -296,12 +296,12 @@ def test_schema_offers_the_library_rater_models():
     import yaml
 
     from multirater.config import SCHEMA_PATH
-    from multirater.data.synthetic import DEFAULT_PRESET, PRESETS
-    from multirater.data.synthetic.presets import SETTING_RANGES
+    from multirater.data.synthetic import DEFAULT_PRESET
+    from multirater.data.synthetic.presets import PRESET_NAMES, SETTING_RANGES
 
     synthetic = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["dataset"]["properties"]["synthetic"]
     props = synthetic["properties"]
-    assert props["preset"]["enum"] == list(PRESETS) and props["preset"]["default"] == DEFAULT_PRESET
+    assert props["preset"]["enum"] == list(PRESET_NAMES) and props["preset"]["default"] == DEFAULT_PRESET
     assert props["repeat_images"]["default"] == 0 and props["rater_styles"]["default"] is None
     settings = props["rater_styles"]["items"]["properties"]
     assert list(settings) == list(SETTING_RANGES)

@@ -13,7 +13,11 @@ from multirater.calibration.approaches import (
     variant_names,
 )
 from multirater.config import SCHEMA_PATH
-from multirater.config.loading import apply_ensemble, load_workflow_config
+from multirater.config.loading import (
+    apply_ensemble,
+    label_set_names,
+    load_workflow_config,
+)
 from multirater.core.errors import UserError
 from multirater.data.manifest import read_manifest
 from multirater.selection.members import read_members
@@ -75,7 +79,10 @@ wildcard_constraints:
 if MANIFEST is None:
     DATASET_INPUT = f"{R}/data/synthetic"  # a directory() output of the synth rule
     DATASET = f"{R}/data/synthetic/dataset.yaml"
-    LABEL_SET_FILES = {"consensus": f"{R}/data/synthetic/consensus.json"}
+    # the consensus, and each rater's own test labels when written (dataset.synthetic.rater_test_labels)
+    LABEL_SET_FILES = {
+        name: f"{R}/data/synthetic/{name}.json" for name in label_set_names(config)
+    }
 else:
     DATASET_INPUT = MANIFEST
     DATASET = MANIFEST

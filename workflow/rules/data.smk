@@ -1,6 +1,6 @@
 # Stage 1: the dataset (synthetic or the user's manifest), its validation, and the splits; and the
 # base dataset of the pretrain job (other images, never the experiment's labels) with its own split.
-from multirater.data.commands import rater_style_flags
+from multirater.data.commands import synthetic_flags
 
 if MANIFEST is None:
 
@@ -25,14 +25,13 @@ if MANIFEST is None:
             size=config["dataset"]["synthetic"]["size"],
             preset=config["dataset"]["synthetic"]["preset"],
             repeat_images=config["dataset"]["synthetic"]["repeat_images"],
-            rater_styles=rater_style_flags(
-                config["dataset"]["synthetic"]["rater_styles"]
-            ),
+            # bias, coverage, rater test labels and rater styles, where not the defaults
+            flags=synthetic_flags(config["dataset"]["synthetic"]),
         shell:
             "multirater synth --out {output} --seed {params.seed} --images {params.images}"
             " --consensus-images {params.consensus} --raters {params.raters}"
             " --size {params.size} --preset {params.preset}"
-            " --repeat-images {params.repeat_images} {params.rater_styles} > {log} 2>&1"
+            " --repeat-images {params.repeat_images} {params.flags} > {log} 2>&1"
 
 
 if BASE_CHECKPOINT is None and BASE_MANIFEST is None:

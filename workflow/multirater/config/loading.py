@@ -112,8 +112,30 @@ def label_set_names(config: dict[str, Any]) -> list[str]:
 
     manifest = config["dataset"].get("manifest")
     if manifest is None:
-        return [CONSENSUS]
+        from multirater.data.synthetic.presets import rater_test_label_set
+
+        synthetic = config["dataset"]["synthetic"]
+        own = [rater_test_label_set(r) for r in rater_names(config)] if synthetic.get("rater_test_labels") else []
+        return [CONSENSUS, *own]
     return list(read_manifest(manifest).label_set_files)
+
+
+def soft_label_sets(config: dict[str, Any], file: str = "config") -> list[str]:
+    """The label sets of D-ECE-soft: ``evaluation.soft_label_sets``, checked against the dataset's label sets,
+    or by default each synthetic rater's own test labels when they are written."""
+    from multirater.data.synthetic.presets import rater_test_label_set
+
+    chosen = config["evaluation"].get("soft_label_sets")
+    label_sets = label_set_names(config)
+    if chosen is None:
+        own = [rater_test_label_set(r) for r in rater_names(config)]
+        return [s for s in own if s in label_sets] if config["dataset"].get("manifest") is None else []
+    where = config["dataset"].get("manifest") or "the synthetic dataset"
+    for i, name in enumerate(chosen):
+        if name not in label_sets:
+            raise UserError(f"{name!r} is not a test label set of {where} ({', '.join(label_sets)})", file,
+                            f"evaluation.soft_label_sets[{i}]")
+    return list(chosen)
 
 
 def headline_label_set(config: dict[str, Any], file: str = "config") -> str:
@@ -147,6 +169,15 @@ def check_dataset(config: dict[str, Any], raters: list[str], file: str = "config
             check_overrides(synthetic["rater_styles"], len(raters))
         except UserError as error:
             raise UserError(error.problem, file, f"dataset.synthetic.{error.item}") from None
+        from multirater.data.synthetic.presets import preset_pair
+
+        try:
+            preset_pair(synthetic["preset"], synthetic["bias"])
+        except UserError as error:
+            raise UserError(error.problem, file, f"dataset.synthetic.{error.item}") from None
+        if synthetic["rater_coverage"] == "partial" and synthetic["images"] < 2 * len(raters):
+            raise UserError(f"partial coverage gives each rater every {len(raters)}th image and each needs 2 (train "
+                            f"and validation): at least {2 * len(raters)} images", file, "dataset.synthetic.images")
         if synthetic["repeat_images"] > synthetic["images"]:
             raise UserError(f"{synthetic['repeat_images']} is more than the {synthetic['images']} multi-rater "
                             "images (dataset.synthetic.images)", file, "dataset.synthetic.repeat_images")

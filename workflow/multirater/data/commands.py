@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from multirater.core.errors import UserError, UserErrors
 from multirater.data.importers import FORMATS as IMPORT_FORMATS  # a light module: --help stays fast
-from multirater.data.synthetic.presets import DEFAULT_PRESET, PRESETS, SETTING_RANGES  # numpy only
+from multirater.data.synthetic.presets import DEFAULT_PRESET, PRESET_NAMES, SETTING_RANGES  # numpy only
 
 RATER_STYLE_FLAG = "--rater-style"
 
@@ -29,9 +29,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--consensus-images", type=int, default=20, help="consensus (test) images (default 20)")
     p.add_argument("--raters", type=int, default=2, help="number of raters (default 2)")
     p.add_argument("--size", type=int, default=256, help="image width and height in px (default 256)")
-    p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESET_NAMES),
                    help=f"rater model (default {DEFAULT_PRESET}): biased = distinct systematic styles, small noise; "
-                        "noisy = one style, disagreement from noise; classic = the original generator")
+                        "noisy = one style, disagreement from noise; classic = the original generator; graded = "
+                        "from noise (--bias 0) to systematic thresholds (--bias 1) at one inter-rater agreement")
+    p.add_argument("--bias", type=float, default=None,
+                   help="the graded preset's bias in [0, 1] (required with it, refused with the others)")
+    p.add_argument("--rater-coverage", choices=("complete", "partial"), default="complete",
+                   help="complete (default): every rater labels every multi-rater image; partial: each image is "
+                        "labelled by one rater (image k by rater k mod raters), as in MultiOrg")
+    p.add_argument("--rater-test-labels", action="store_true",
+                   help="also write each rater's labels of the consensus images as a test label set "
+                        "<rater>_test (test_objects.csv records who labelled which object either way)")
     p.add_argument("--rater-style", action="append", default=[], metavar="RATER:KEY=VALUE[,KEY=VALUE...]",
                    help="override settings of one rater's style on top of the preset, e.g. "
                         "rater2:threshold=0.5,jitter=0.05 (repeatable; keys: " + ", ".join(SETTING_RANGES) + ")")
@@ -112,10 +121,12 @@ def _synth(args: argparse.Namespace) -> int:
         return 0
     overrides = parse_rater_styles(args.rater_style, rater_names(max(args.raters, 0)))
     try:
-        with _settings_as_flags("images", "consensus_images", "raters", "size", "preset", "repeat_images"):
+        with _settings_as_flags("images", "consensus_images", "raters", "size", "preset", "repeat_images", "bias",
+                                "rater_coverage"):
             manifest = generate(args.out, seed=args.seed, images=args.images, consensus_images=args.consensus_images,
                                 raters=args.raters, size=args.size, preset=args.preset, rater_overrides=overrides,
-                                repeat_images=args.repeat_images)
+                                repeat_images=args.repeat_images, bias=args.bias,
+                                rater_coverage=args.rater_coverage, rater_test_labels=args.rater_test_labels)
     except UserError as exc:
         if not (exc.item or "").startswith("rater_styles"):
             raise
@@ -143,6 +154,18 @@ def parse_rater_styles(values: list[str], raters: list[str]) -> list[dict[str, f
             except ValueError:
                 raise UserError(f"expected KEY=NUMBER, got {setting!r} in {value!r}", None, RATER_STYLE_FLAG) from None
     return overrides
+
+
+def synthetic_flags(synthetic: dict) -> str:
+    """The ``multirater synth`` flags of a config's ``dataset.synthetic`` settings that are not the defaults
+    (bias, coverage, rater test labels, per-rater overrides), for the synth rule's shell command."""
+    flags = [] if synthetic.get("bias") is None else [f"--bias {synthetic['bias']!r}"]
+    if synthetic.get("rater_coverage", "complete") != "complete":
+        flags.append(f"--rater-coverage {synthetic['rater_coverage']}")
+    if synthetic.get("rater_test_labels"):
+        flags.append("--rater-test-labels")
+    styles = rater_style_flags(synthetic.get("rater_styles"))
+    return " ".join(flags + ([styles] if styles else []))
 
 
 def rater_style_flags(overrides: list[dict[str, float] | None] | None) -> str:

@@ -1,6 +1,6 @@
 """The one writer of dataset folders (synthetic data and every importer): one COCO file per rater and
 per test label set (``consensus.json``, ``<label set>.json``), ``dataset.yaml`` and, for generated data,
-``images/``, all or nothing.
+``images/`` and ``test_objects.csv`` (the test objects' latent facts), all or nothing.
 
 The folder is built beside its destination, checked with ``load_dataset`` (the checks every command
 runs) and only then moved into place, so a failure leaves nothing behind and a reader never finds a
@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from multirater.core.errors import UserError
-from multirater.core.files import read_yaml, staging_dir, write_json, write_yaml
+from multirater.core.files import read_yaml, staging_dir, write_json, write_text, write_yaml
 from multirater.data.dataset import load_dataset
 from multirater.data.manifest import CONSENSUS
+from multirater.data.synthetic.test_objects import TEST_OBJECTS
 
 CATEGORIES = [{"id": 1, "name": "organoid"}]
 MANIFEST = "dataset.yaml"
@@ -37,6 +38,7 @@ class DatasetContent:
     repeats: dict[str, dict] | None = None  # rater name -> COCO dict of a second pass on some images
     label_sets: dict[str, dict] | None = None  # test label sets besides the consensus: name -> COCO dict
     rater_coverage: str = "complete"  # or "partial": raters labelled different images
+    test_objects: str | None = None  # generated data: the text of test_objects.csv (beside the manifest)
 
 
 def coco_dict(images: list[dict], annotations: list[dict], categories: list[dict] = CATEGORIES) -> dict:
@@ -92,6 +94,8 @@ def _write_content(folder: Path, content: DatasetContent, out: Path) -> None:
         for label_set, coco in content.label_sets.items():
             write_json(folder / f"{label_set}.json", coco, indent=None)
         manifest["test_label_sets"] = {s: f"{s}.json" for s in content.label_sets}
+    if content.test_objects is not None:
+        write_text(folder / TEST_OBJECTS, content.test_objects)
     if content.rater_coverage != "complete":
         manifest["rater_coverage"] = content.rater_coverage
     if content.repeats:
@@ -122,7 +126,7 @@ def _move_into(staging: Path, out: Path) -> None:
 
 def _previous_dataset_files(out: Path) -> list[str]:
     """Names, inside ``out``, of the dataset written there before (read leniently: it is replaced)."""
-    names = [IMAGE_FOLDER, f"{CONSENSUS}.json", MANIFEST]
+    names = [IMAGE_FOLDER, f"{CONSENSUS}.json", TEST_OBJECTS, MANIFEST]
     try:
         old = read_yaml(out / MANIFEST)
     except UserError:

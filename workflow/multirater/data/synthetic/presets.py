@@ -13,6 +13,9 @@ one partial style per rater, replace single settings on top of the preset.
 ``biased`` and ``noisy`` are calibrated to the paper's Figure 2 (inter-rater F1@IoU0.5 0.58-0.68,
 most/least prolific rater 1.3-1.7x the objects) and separate on intra-rater agreement (second passes):
 with ``biased`` it is well above inter-rater agreement, with ``noisy`` about equal to it.
+
+``graded`` (``graded.py``) is a family with a ``bias`` in [0, 1]: at 0 the raters differ by noise alone,
+at 1 by systematic thresholds alone, at the same inter-rater agreement. The fixed presets take no bias.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from multirater.core.errors import UserError
+from multirater.data.synthetic.graded import GRADED, check_bias, graded_pair
 from multirater.data.synthetic.raters import RandomStyle, RaterStyle, SystematicStyle
 
 DEFAULT_PRESET = "biased"  # the rater model of generate(), `multirater synth` and the workflow schema
@@ -55,6 +59,9 @@ PRESETS: dict[str, tuple[RaterStyle, RaterStyle]] = {
     ),
 }
 
+# Every rater model's name: the fixed presets, then the graded family (the one registry of names).
+PRESET_NAMES: tuple[str, ...] = (*PRESETS, GRADED)
+
 # Allowed range of every setting, (low, high) inclusive; None: unbounded. The schema's
 # dataset.synthetic.rater_styles says the same (a test keeps them equal).
 SETTING_RANGES: dict[str, tuple[float | None, float | None]] = {
@@ -75,14 +82,30 @@ def rater_names(n_raters: int) -> list[str]:
     return [f"rater{i + 1}" for i in range(n_raters)]
 
 
+def preset_pair(preset: str, bias: float | None = None) -> tuple[RaterStyle, RaterStyle]:
+    """The first and last rater's styles of a preset; ``bias`` is the graded preset's (and only its)."""
+    if preset == GRADED:
+        return graded_pair(check_bias(bias, preset))
+    if preset not in PRESETS:
+        raise UserError(f"unknown rater preset {preset!r} (known: {', '.join(PRESET_NAMES)})", None, "preset")
+    if bias is not None:
+        raise UserError(f"is a setting of the {GRADED} preset only, not of {preset!r}", None, "bias")
+    return PRESETS[preset]
+
+
+def rater_test_label_set(rater: str) -> str:
+    """The test label set of a synthetic rater's own labels of the consensus images: ``<rater>_test``."""
+    return f"{rater}_test"
+
+
 def rater_styles(
-    n_raters: int, preset: str = DEFAULT_PRESET, overrides: Sequence[Mapping[str, Any] | None] | None = None
+    n_raters: int, preset: str = DEFAULT_PRESET, overrides: Sequence[Mapping[str, Any] | None] | None = None,
+    bias: float | None = None,
 ) -> list[RaterStyle]:
     """Styles of ``n_raters`` raters: the preset interpolated from its first to its last rater, then
-    each rater's overrides (``overrides[k]`` for rater k+1; ``None`` or empty: none)."""
-    if preset not in PRESETS:
-        raise UserError(f"unknown rater preset {preset!r} (known: {', '.join(PRESETS)})", None, "preset")
-    first, last = (style.as_dict() for style in PRESETS[preset])
+    each rater's overrides (``overrides[k]`` for rater k+1; ``None`` or empty: none). ``bias``: the
+    ``graded`` preset's, in [0, 1] (required there, refused elsewhere)."""
+    first, last = (style.as_dict() for style in preset_pair(preset, bias))
     weights = [0.0] if n_raters == 1 else np.linspace(0.0, 1.0, n_raters)
     styles = [{k: float((1 - t) * first[k] + t * last[k]) for k in first} for t in weights]
     for k, override in enumerate(check_overrides(overrides, n_raters)):

@@ -12,6 +12,7 @@ boxes, nothing missed.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 import numpy as np
 
@@ -118,10 +119,19 @@ class SceneObject:
     viability: float | None  # None for debris
 
 
-def _side_at_reference(tight: np.ndarray, size: int) -> float:
+def side_at_reference(tight: np.ndarray, size: int) -> float:
     """Geometric-mean side of a box, in px of a 256-px image (organoids scale with images up to 256 px)."""
     side = float(np.sqrt(max(tight[2] - tight[0], 0.0) * max(tight[3] - tight[1], 0.0)))
     return side / min(size / SIZE_REFERENCE_PX, 1.0)
+
+
+class Label(NamedTuple):
+    """One box a rater drew, and which object of the scene it is (see :func:`annotate_objects`)."""
+
+    box: np.ndarray  # xyxy
+    polygon: np.ndarray
+    source: str  # provenance: pretrained (a kept proposal) or manual
+    object: int  # the object's index: organoids 0..n-1, then debris n, n+1, ...
 
 
 def annotate(
@@ -136,6 +146,19 @@ def annotate(
 
     ``rng`` drives the random part only; the systematic part is applied the same way on every pass.
     """
+    return [(label.box, label.polygon, label.source)
+            for label in annotate_objects(rng, objects, proposals, debris_objects, style, size)]
+
+
+def annotate_objects(
+    rng: np.random.Generator,
+    objects: list[SceneObject],
+    proposals: dict[int, np.ndarray],
+    debris_objects: list[SceneObject],
+    style: RaterStyle,
+    size: int,
+) -> list[Label]:
+    """:func:`annotate`, each box with the index of the object it is of (debris j: ``len(objects) + j``)."""
     bias, noise = style.systematic, style.random
     out = []
     for i, obj in enumerate(objects):
@@ -143,7 +166,7 @@ def annotate(
         proposed = proposals.get(i)
         # Decide the rater's draws up front so every rater consumes the same random stream.
         miss, redraw = rng.random(), rng.random()
-        if perceived < bias.threshold or _side_at_reference(obj.tight, size) < bias.min_side:
+        if perceived < bias.threshold or side_at_reference(obj.tight, size) < bias.min_side:
             continue
         if proposed is not None:
             if miss < noise.reject_rate:  # one draw serves both slips: an object is proposed or not
@@ -156,14 +179,14 @@ def annotate(
             box = draw_box(rng, obj.tight, noise.jitter, bias.tightness, size)
             source = "manual"
         if box is not None:
-            out.append((box, obj.polygon, source))
+            out.append(Label(box, obj.polygon, source, i))
     # Spurious boxes: debris that the rater takes for a small organoid.
     n_spurious = min(int(rng.poisson(noise.spurious)), len(debris_objects))
     for j in rng.choice(len(debris_objects), n_spurious, replace=False) if n_spurious else []:
         d = debris_objects[int(j)]
         box = draw_box(rng, d.tight, noise.jitter, bias.tightness + 0.15, size)
         if box is not None:
-            out.append((box, d.polygon, "manual"))
+            out.append(Label(box, d.polygon, "manual", len(objects) + int(j)))
     return out
 
 
