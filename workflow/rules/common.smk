@@ -96,6 +96,9 @@ else:
 LABEL_SETS = list(LABEL_SET_FILES)
 HEADLINE_LABEL_SET = config["evaluation"]["label_set"]
 HEADLINE_GT = LABEL_SET_FILES[HEADLINE_LABEL_SET]
+# The label sets of D-ECE-soft (evaluation.soft_label_sets, resolved with the config): the headline
+# evaluations add D-ECE-soft against the share of them a detection matches.
+SOFT_GT = [LABEL_SET_FILES[name] for name in config["evaluation"]["soft_label_sets"]]
 CONSENSUS = HEADLINE_GT  # the name calibration.smk reads the headline ground truth by
 
 
@@ -365,6 +368,9 @@ def evaluation_args():
     return " ".join(args)
 
 
+# Synthetic data only: the selected models' scores on the objects one rater labelled (learned_bias rule).
+LEARNED_BIAS = [f"{R}/tables/learned_bias.csv"] if MANIFEST is None else []
+
 ALL_OUTPUTS = [
     f"{R}/sweep/configs.tsv",
     f"{R}/data/splits.json",
@@ -372,6 +378,7 @@ ALL_OUTPUTS = [
     *[prediction_files(split) for split in SPLITS],
     *FIGURES,
     *TABLES,
+    *LEARNED_BIAS,
     *CALIBRATION_OUTPUTS,
 ]
 

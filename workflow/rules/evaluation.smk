@@ -31,9 +31,15 @@ rule evaluate_detections:
         label_set=lambda w: subject_label_set(w.subject)[0],
         gt=lambda w: LABEL_SET_FILES[subject_label_set(w.subject)[0]],
         args=evaluation_args(),
+        # D-ECE-soft beside the headline label set's D-ECE (none configured: no flag)
+        soft=lambda w: (
+            f"--soft-gt {' '.join(SOFT_GT)}"
+            if SOFT_GT and not w.subject.startswith("label_sets/")
+            else ""
+        ),
     shell:
         "multirater evaluate --gt {params.gt} --label-set {params.label_set}"
-        " --pred {input.detections} --out {output} {params.args} > {log} 2>&1"
+        " --pred {input.detections} --out {output} {params.args} {params.soft} > {log} 2>&1"
 
 
 rule tables:
@@ -84,6 +90,34 @@ rule tables:
         "multirater tables --selection {input.selection} --out-dir {params.out_dir}"
         " --models {input.models} --ensembles {input.ensembles}"
         " --label-sets {input.label_sets} > {log} 2>&1"
+
+
+if MANIFEST is None:
+
+    # Did the rater-specific models learn their rater's bias? Every selected model's score on the
+    # synthetic test objects labelled by one rater (test_objects.csv), the LS models' too.
+    rule learned_bias:
+        input:
+            dataset=DATASET_INPUT,
+            selection=f"{R}/selection/selection.csv",
+            predictions=prediction_files("test"),
+        output:
+            LEARNED_BIAS[0],
+        log:
+            f"{R}/logs/learned_bias.log",
+        benchmark:
+            f"{R}/benchmarks/learned_bias.tsv"
+        conda:
+            ENV
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        params:
+            objects=f"{R}/data/synthetic/test_objects.csv",
+        shell:
+            "multirater learned-bias --objects {params.objects} --selection {input.selection}"
+            " --predictions {input.predictions} --out {output} > {log} 2>&1"
 
 
 rule evaluate:

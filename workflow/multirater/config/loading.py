@@ -264,4 +264,5 @@ def load_workflow_config(config: dict[str, Any], schema_path: str | Path,
     checked = validate(config, schema_path, file)
     raters, configs = check_workflow_config(checked, file)
     checked["evaluation"]["label_set"] = headline_label_set(checked, file)
+    checked["evaluation"]["soft_label_sets"] = soft_label_sets(checked, file)
     return checked, raters, configs

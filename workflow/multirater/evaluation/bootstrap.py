@@ -14,8 +14,8 @@ import numpy as np
 
 from multirater.core.errors import UserError
 
-# D-ECE is an error (lower is better); every other metric is a score (higher is better).
-LOWER_IS_BETTER = {"D-ECE"}
+# D-ECE and D-ECE-soft are errors (lower is better); every other metric is a score (higher is better).
+LOWER_IS_BETTER = {"D-ECE", "D-ECE-soft"}
 
 
 def resample_indices(n_images: int, n_resamples: int, seed: int) -> np.ndarray:

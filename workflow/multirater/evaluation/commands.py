@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--label-set", default=None,
                    help="name of the test label set --gt holds (recorded as settings.label_set; the tables' "
                    "label_sets.csv reads it)")
+    p.add_argument("--soft-gt", nargs="+", default=[], metavar="LABELS.json",
+                   help="label sets of the same images (e.g. each rater's): adds D-ECE-soft at each IoU, D-ECE "
+                   "against the share of these label sets whose boxes a detection matches")
     p.add_argument("--pred", required=True, help="detections file")
     p.add_argument("--out", required=True, help="metrics JSON to write")
     p.add_argument("--iou", type=float, nargs="+", default=[0.5, 0.75],
@@ -44,6 +47,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="draws of the D-ECE a perfectly calibrated detector with the same scores would show "
                    f"here (mean and 95%% range; seeded by --seed; default {DECE_REFERENCE_DRAWS}; 0 = none)")
     p.set_defaults(func=_evaluate)
+
+    p = subparsers.add_parser("learned-bias",
+                              help="synthetic data: the selected models' scores on objects one rater labelled "
+                              "(did the rater-specific models learn their rater's bias?)")
+    p.add_argument("--objects", required=True, help="the synthetic dataset's test_objects.csv")
+    p.add_argument("--selection", required=True, help="selection.csv (only the selected models count)")
+    p.add_argument("--predictions", nargs="+", required=True,
+                   help="test detections files of the models (identity in meta.identity); others are skipped")
+    p.add_argument("--out", required=True, help="learned_bias.csv to write (one row)")
+    p.set_defaults(func=_learned_bias)
 
     p = subparsers.add_parser("compare", help="paired bootstrap comparison of two metrics files (A - B)")
     p.add_argument("a", metavar="A.json")
@@ -83,9 +96,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     check_evaluate_flags(args)
     gt = read_json(args.gt)
+    soft_gt = [read_json(path) for path in args.soft_gt]
     detections = read_detections(args.pred)
-    result = evaluate(gt, detections, seed=args.seed, gt_name=args.gt, pred_name=args.pred,
-                      **evaluation_settings(args))
+    result = evaluate(gt, detections, seed=args.seed, gt_name=args.gt, pred_name=args.pred, soft_gt=soft_gt,
+                      soft_gt_names=args.soft_gt, **evaluation_settings(args))
     result["settings"]["label_set"] = args.label_set
     write_json(args.out, result)
     summary = ", ".join(
@@ -93,6 +107,15 @@ def _evaluate(args: argparse.Namespace) -> int:
         for r in result["metrics"]
     )
     print(f"{args.pred}: {summary}")
+    return 0
+
+
+def _learned_bias(args: argparse.Namespace) -> int:
+    from multirater.evaluation.learned_bias import write_learned_bias
+
+    row = write_learned_bias(args.objects, args.selection, args.predictions, args.out)
+    print(f"wrote {args.out}: learned-bias AUC {row['learned_bias_auc']:.3f}, LS models' mean score on one-rater "
+          f"objects {row['ls_score_one_rater']:.3f}")
     return 0
 
 

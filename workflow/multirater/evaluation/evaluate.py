@@ -4,6 +4,8 @@
 - mAP, AP50, AP75 and mAR equal pycocotools COCOeval (bbox, area "all", maxDets = ``max_dets``): ``coco.py``.
 - D-ECE over all detections of the test images (``dece.py``), matched with ``matching`` (``greedy`` = COCO's
   rule, ``hungarian`` = maximum total IoU) at each IoU threshold (``assignment.py``).
+- D-ECE-soft (``dece_soft.py``), with ``soft_gt`` label sets of the same images: D-ECE against the share of
+  those label sets whose boxes each detection matches, one row per IoU threshold beside D-ECE.
 - Bootstrap: matching is done once per image; a resample only reweights images by how often they were drawn.
 - D-ECE reference (``dece_reference.py``): the D-ECE of a perfectly calibrated detector with the same scores on
   these images (mean and 95 % range of ``dece_reference_draws`` draws), once per evaluation, as the IoU
@@ -25,6 +27,7 @@ from multirater.evaluation.coco import (
     AP50_INDEX, AP75_INDEX, COCO_IOUS, average_precision, curves, mean_valid, resampled_ap_ar,
 )
 from multirater.evaluation.dece import box_features, dece, dece_bins, resampled_dece
+from multirater.evaluation.dece_soft import METRIC as SOFT_METRIC, check_same_images, soft_targets
 from multirater.evaluation.dece_reference import dece_reference
 from multirater.evaluation.ground_truth import GroundTruth, parse_ground_truth
 from multirater.evaluation.reliability import reliability
@@ -45,6 +48,8 @@ def evaluate(
     dece_reference_draws: int = DECE_REFERENCE_DRAWS,
     gt_name: str | None = None,
     pred_name: str | None = None,
+    soft_gt: Sequence[dict] = (),
+    soft_gt_names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The metrics-file dict of ``detections`` against the COCO dict ``gt_coco``.
 
@@ -52,7 +57,9 @@ def evaluate(
     counts as an image with none; a detection on an image outside the ground truth is an error. The
     detections' ``meta.identity``, when present, is copied to the result's top-level ``identity``. With
     ``dece_reference_draws`` > 0 the result's top-level ``dece_reference`` holds the finite-sample reference
-    of every D-ECE entry (``{"draws", "seed", "mean", "p2.5", "p97.5"}``, same bins and features).
+    of every D-ECE entry (``{"draws", "seed", "mean", "p2.5", "p97.5"}``, same bins and features). With
+    ``soft_gt`` (COCO dicts of the ground truth's images, named ``soft_gt_names``) a D-ECE-soft entry follows
+    each D-ECE entry (``dece_soft``), and ``settings.soft_gt`` names them.
     """
     dece_features = tuple(dece_features)
     check_settings(iou_thresholds=iou_thresholds, bins=bins, matching=matching, max_dets=max_dets,
@@ -61,6 +68,11 @@ def evaluate(
     pred_label = pred_name or "<detections>"
     identity = _identity(detections, pred_label)
     gt = parse_ground_truth(gt_coco, gt_label)
+    soft_names = list(soft_gt_names) if soft_gt_names is not None else [f"<soft label set {k + 1}>"
+                                                                        for k in range(len(soft_gt))]
+    soft_sets = [parse_ground_truth(coco, name) for coco, name in zip(soft_gt, soft_names)]
+    for label_set, name in zip(soft_sets, soft_names):
+        check_same_images(gt, label_set, gt_label, name)
     dets = _paired_detections(gt, detections, gt_label, pred_label)
     if dece_features and not (np.isfinite(gt.widths).all() and np.isfinite(gt.heights).all()):
         raise UserError("dece_features needs 'width' and 'height' of every image", gt_label)
@@ -74,7 +86,8 @@ def evaluate(
     records = _coco_records(gt, dets, coco_flags, int(max_dets), indices, counts)
     features = box_features(dece_features, dets.boxes, gt.widths[dets.image], gt.heights[dets.image]) \
         if dece_features else None
-    dece_records, reliability_data = _dece_records(dets, dece_ious, dece_flags, int(bins), features, counts)
+    soft = soft_targets(dets, soft_sets, dece_ious, matching) if soft_sets else None
+    dece_records, reliability_data = _dece_records(dets, dece_ious, dece_flags, int(bins), features, counts, soft)
     records += dece_records
 
     result = {} if identity is None else {"identity": identity}
@@ -89,6 +102,7 @@ def evaluate(
             "bootstrap": int(bootstrap),
             "seed": int(seed),
             "dece_features": list(dece_features),
+            **({"soft_gt": soft_names} if soft_sets else {}),
         },
         "n_images": int(len(gt.image_ids)),
         "n_detections": int(len(detections)),
@@ -132,15 +146,19 @@ def _coco_records(gt: GroundTruth, dets: PairedDetections, flags: np.ndarray, ma
 
 
 def _dece_records(dets: PairedDetections, ious: np.ndarray, flags: np.ndarray, bins: int,
-                  features: np.ndarray | None, counts: np.ndarray | None) -> tuple[list[dict[str, Any]], dict]:
-    """D-ECE records (per resample too) and reliability data, one per IoU threshold of D-ECE."""
+                  features: np.ndarray | None, counts: np.ndarray | None,
+                  soft: np.ndarray | None = None) -> tuple[list[dict[str, Any]], dict]:
+    """D-ECE records (per resample too) and reliability data, one per IoU threshold of D-ECE; with ``soft``
+    (T, N) targets, a D-ECE-soft record after each D-ECE record."""
     bin_id = dece_bins(dets.score, bins, features)
     records, reliability_data = [], {}
-    for thr, matched in zip(ious, flags):
-        gap = matched - dets.score  # per detection: hit minus confidence; a bin's D-ECE term is |sum of gaps| / N
-        records.append({"metric": "D-ECE", "iou": float(thr),
-                        **summarize(dece(dets.score, matched, bins, features),
-                                    None if counts is None else resampled_dece(bin_id, dets.image, gap, counts))})
+    for t, (thr, matched) in enumerate(zip(ious, flags)):
+        targets = [("D-ECE", matched)] + ([(SOFT_METRIC, soft[t])] if soft is not None else [])
+        for metric, target in targets:
+            gap = target - dets.score  # per detection: target minus confidence; a bin's term is |sum of gaps| / N
+            records.append({"metric": metric, "iou": float(thr),
+                            **summarize(dece(dets.score, target, bins, features),
+                                        None if counts is None else resampled_dece(bin_id, dets.image, gap, counts))})
         reliability_data[f"{float(thr):g}"] = reliability(dets.score, matched, bins)
     return records, reliability_data
 
