@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch is pinned to the build that lies on this machine's disk; pip takes it from there.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo evidence test test-slurm test-gpu bench lint format clean
+.PHONY: install demo evidence mechanism test test-slurm test-gpu bench lint format clean
 
 install: $(STAMP)
 
@@ -29,6 +29,16 @@ evidence: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake evidence --profile profiles/local \
 		--configfile config/evidence.yaml
 	@echo "see results/evidence/summary.csv and results/evidence/fig_evidence.png"
+
+# The mechanism study (README: When does the RSE win?): the workflow once per cell of config/mechanism.yaml's
+# arms (graded rater bias 0-1; the paper's regime), then results/mechanism/summary.csv, cells.csv, ranges.csv
+# and one figure per arm. In parts: ARM=bias or ARM=paper runs one arm's cells, CELL=<arm>-b<bias>-s<seed>
+# one cell; the same command after an interruption finishes only the rest.
+MECHANISM_TARGET = $(if $(CELL),results/mechanism/$(CELL)/run.json,$(if $(ARM),results/mechanism/arms/$(ARM).txt,evidence))
+mechanism: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake $(MECHANISM_TARGET) --profile profiles/local \
+		--configfile config/mechanism.yaml
+	@echo "once every part has run: results/mechanism/summary.csv, ranges.csv, fig_*.png"
 
 test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest

@@ -50,6 +50,7 @@ localrules:
     apply,
     evidence_config,
     evidence_cell,
+    evidence_arm,
     evidence_summary,
     evidence,
 

@@ -21,13 +21,19 @@ METRICS = ["kind", "size", "strategy", "config_id", "metric", "iou", "value", "m
            "ref_mean", "ref_p2.5", "ref_p97.5"]
 
 
-def write_cell(folder, preset, seed, lse_dece, rse_dece, intra=True):
-    """A finished cell by hand: its config, tables (ensembles of 2 and 4, one single model), agreement and
-    the RSE_4's fused detections."""
+LEARNED = {"n_rater1_only": 5, "n_rater2_only": 4, "n_all_raters": 20, "score_ls_on_rater1_only": 0.5,
+           "score_rs-rater1_on_rater1_only": 0.7, "score_rs-rater2_on_rater1_only": 0.2, "ls_score_one_rater": 0.55}
+
+
+def write_cell(folder, preset, seed, lse_dece, rse_dece, intra=True, bias=None, arm=None, auc=0.9):
+    """A finished cell by hand: its config, tables (ensembles of 2 and 4, one single model), agreement, the
+    learned-bias table and the RSE_4's fused detections."""
     results = folder / "results"
     for sub in ("tables", "agreement", "ensembles/rse/4", "ensembles/lse/4"):
         (results / sub).mkdir(parents=True)
-    (folder / "config.yaml").write_text(yaml.safe_dump({"dataset": {"synthetic": {"preset": preset, "seed": seed}}}))
+    config = {"dataset": {"synthetic": {"preset": preset, "seed": seed, **({"bias": bias} if bias is not None else {})}},
+              **({"evidence": {"arm": arm}} if arm else {})}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
     rows, comparison = [], []
     for size in (2, 4):
         for kind, dece in (("lse", lse_dece), ("rse", rse_dece)):
@@ -35,18 +41,23 @@ def write_cell(folder, preset, seed, lse_dece, rse_dece, intra=True):
                          None, None, None])
             rows.append([kind, size, kind[:2], "", "D-ECE", 0.5, dece + size / 100, dece, 0.01, 0, 1,
                          0.02, 0.01, 0.03 + (kind == "rse") / 100])
+            rows.append([kind, size, kind[:2], "", "D-ECE-soft", 0.5, dece / 2, dece, 0.01, 0, 1,
+                         None, None, None])
         comparison.append({"size": size, "metric": "mAP", "iou": None, "diff_mean": 0.0, "diff_p2.5": -0.01,
-                           "diff_p97.5": 0.01, "p_value": 0.9, "ref_mean_lse": None})
+                           "diff_p97.5": 0.01, "p_value": 0.9, "significant": False, "ref_mean_lse": None})
         comparison.append({"size": size, "metric": "D-ECE", "iou": 0.5, "diff_mean": lse_dece - rse_dece,
                            "diff_p2.5": 0.001 * size, "diff_p97.5": 0.05, "p_value": 0.01 * size,
-                           "ref_mean_lse": 0.02, "ref_p2.5_lse": 0.01, "ref_p97.5_lse": 0.03, "ref_mean_rse": 0.02,
-                           "ref_p2.5_rse": 0.01, "ref_p97.5_rse": 0.04})
+                           "significant": True, "ref_mean_lse": 0.02, "ref_p2.5_lse": 0.01, "ref_p97.5_lse": 0.03,
+                           "ref_mean_rse": 0.02, "ref_p2.5_rse": 0.01, "ref_p97.5_rse": 0.04})
+        comparison.append({"size": size, "metric": "D-ECE-soft", "iou": 0.5, "diff_mean": (lse_dece - rse_dece) / 2,
+                           "diff_p2.5": -0.01, "diff_p97.5": 0.02, "p_value": 0.3, "significant": False})
     rows += [["single", 1, "ls", "aaaa0000", "AP50", None, 0.6, 0.6, 0, 0, 0, None, None, None],
              ["single", 1, "rs-rater1", "aaaa0000", "AP50", None, 0.8, 0.8, 0, 0, 0, None, None, None],
              ["single", 1, "ls", "aaaa0000", "mAP", None, 0.3, 0.3, 0, 0, 0, None, None, None],
              ["single", 1, "rs-rater1", "aaaa0000", "mAP", None, 0.5, 0.5, 0, 0, 0, None, None, None]]
     pd.DataFrame(rows, columns=METRICS).to_csv(results / "tables" / "metrics.csv", index=False)
     pd.DataFrame(comparison).to_csv(results / "tables" / "lse_vs_rse.csv", index=False)
+    pd.DataFrame([{**LEARNED, "learned_bias_auc": auc}]).to_csv(results / "tables" / "learned_bias.csv", index=False)
     agreement = [{"rater_a": "rater1", "rater_b": "rater2", "iou": 0.5, "f1_mean": 0.6, "f1_std": 0.1,
                   "agreement": "inter"},
                  {"rater_a": "rater1", "rater_b": "rater2", "iou": 0.7, "f1_mean": 0.1, "f1_std": 0.1,
@@ -79,6 +90,10 @@ def test_summary_and_cells_by_hand(tmp_path):
     assert row["lse"] == pytest.approx(0.24) and row["rse"] == pytest.approx(0.16)
     assert row["difference"] == pytest.approx(0.08) and row["iou"] == 0.5
     assert (row["diff_p2.5"], row["diff_p97.5"], row["p_value"]) == (0.004, 0.05, 0.04)
+    assert bool(row["significant"]) and row["interval"] == "images"  # a table naming no interval: the images'
+    assert np.isnan(row["diff_p2.5_images"]) and row["arm"] != row["arm"] and np.isnan(row["bias"])  # NaN: unset
+    soft = summary[(summary.preset == "biased") & (summary["size"] == 4) & (summary.metric == "D-ECE-soft")].iloc[0]
+    assert soft["lse"] == pytest.approx(0.10) and soft["rse"] == pytest.approx(0.06) and not soft["significant"]
     assert (row["ref_mean_lse"], row["ref_p2.5_lse"], row["ref_p97.5_rse"]) == (0.02, 0.01, 0.04)
     mAP = summary[(summary.preset == "noisy") & (summary["size"] == 2) & (summary.metric == "mAP")].iloc[0]
     assert mAP["lse"] == pytest.approx(0.32) and mAP["difference"] == 0 and np.isnan(mAP["iou"])
@@ -89,12 +104,20 @@ def test_summary_and_cells_by_hand(tmp_path):
     assert biased["inter_f1"] == 0.6 and biased["intra_f1"] == pytest.approx(0.85)
     assert biased["single_models"] == 2 and biased["single_ap50_min"] == 0.6
     assert biased["single_ap50_mean"] == pytest.approx(0.7) and biased["single_map_mean"] == pytest.approx(0.4)
-    assert biased["ensemble_size"] == 4 and biased["rse_one_rater_share"] == pytest.approx(2 / 3)
+    assert biased["ensemble_size"] == 4 and biased["rse_share_boxed_by_one_rater_only"] == pytest.approx(2 / 3)
+    # the learned-bias diagnostic, as the cell's table has it
+    assert biased["learned_bias_auc"] == 0.9 and biased["score_rs-rater1_on_rater1_only"] == 0.7
+    assert biased["n_rater2_only"] == 4 and biased["ls_score_one_rater"] == 0.55
     # members' score spread over the detections scoring >= 0.2: RSE (0.1 + 0.3 + 0.2) / 3, LSE (0.05 + 0.15) / 2
     assert biased["rse_score_std"] == pytest.approx(0.2) and biased["lse_score_std"] == pytest.approx(0.1)
     assert np.isnan(cells_table[cells_table.preset == "noisy"].iloc[0]["intra_f1"])
-    for suffix in ("png", "pdf"):
-        assert (out / f"fig_evidence.{suffix}").stat().st_size > 0
+    for stem in ("fig_evidence", "fig_learned_bias"):
+        for suffix in ("png", "pdf"):
+            assert (out / f"{stem}.{suffix}").stat().st_size > 0
+    ranges = pd.read_csv(out / "ranges.csv")
+    assert set(ranges["quantity"]) == {"LSE - RSE", "learned_bias_auc", "ls_score_one_rater", "inter_f1",
+                                       "intra_f1", "single_ap50_mean"}
+    assert pd.read_csv(out / "runs.csv").empty  # no cell has a run.json here
 
 
 def test_evidence_figure_draws_each_difference_and_interval(tmp_path):
@@ -102,7 +125,7 @@ def test_evidence_figure_draws_each_difference_and_interval(tmp_path):
     from multirater.evidence.summary import write_summary
 
     cells = [write_cell(tmp_path / "a", "biased", 0, 0.20, 0.12), write_cell(tmp_path / "b", "noisy", 0, 0.1, 0.1)]
-    summary_path, _ = write_summary(cells, tmp_path / "out")
+    summary_path = write_summary(cells, tmp_path / "out")[0]
     fig = evidence_figure(pd.read_csv(summary_path))
     ax = fig.axes[0]
     assert ax.get_title() == "D-ECE (IoU = 0.5)"
@@ -138,14 +161,14 @@ def test_calibration_tables_of_the_cells_are_gathered(tmp_path):
     from multirater.evidence.summary import write_summary
 
     cells = [write_cell(tmp_path / "a", "noisy", 1, 0.1, 0.1), write_cell(tmp_path / "b", "biased", 0, 0.2, 0.1)]
-    assert len(write_summary(cells, tmp_path / "none")) == 2  # no cell calibrated: no calibration.csv
+    assert len(write_summary(cells, tmp_path / "none")) == 4  # no cell calibrated: no calibration.csv
     assert not (tmp_path / "none" / "calibration.csv").exists()
     for cell, mae in zip(cells, (3.0, 5.0)):
         pd.DataFrame({"approach": ["rse", "rse"], "method": ["", "logistic"], "count_mae": [mae * 2, mae]}).to_csv(
             cell / "results" / "tables" / "calibration.csv", index=False)
     paths = write_summary(cells, tmp_path / "out")
-    table = pd.read_csv(paths[2])
-    assert list(table.columns) == ["preset", "data_seed", "approach", "method", "count_mae"]
+    table = pd.read_csv(paths[4])
+    assert list(table.columns) == ["arm", "preset", "bias", "data_seed", "approach", "method", "count_mae"]
     # cells in (preset, seed) order, each cell's rows as its own table has them
     assert table[["preset", "data_seed", "count_mae"]].values.tolist() == [
         ["biased", 0, 10.0], ["biased", 0, 5.0], ["noisy", 1, 6.0], ["noisy", 1, 3.0]]
@@ -153,3 +176,45 @@ def test_calibration_tables_of_the_cells_are_gathered(tmp_path):
     with pytest.raises(UserError, match="not found: the cell's workflow has not finished"):
         write_summary(cells, tmp_path / "again")
     assert not (tmp_path / "again").exists()
+
+
+def test_ranges_over_seeds_by_hand(tmp_path):
+    """Two seeds of one bias: the range of LSE - RSE, how often the RSE was better and how often significantly
+    (D-ECE: lower is better; mAP: higher), and the diagnostics' ranges."""
+    from multirater.evidence.summary import write_summary
+
+    cells = [write_cell(tmp_path / "a", "graded", 0, 0.20, 0.12, bias=0.5, arm="bias", auc=0.6),
+             write_cell(tmp_path / "b", "graded", 1, 0.10, 0.13, bias=0.5, arm="bias", auc=0.8),
+             write_cell(tmp_path / "c", "graded", 0, 0.10, 0.10, bias=1.0, arm="bias")]
+    ranges = pd.read_csv(write_summary(cells, tmp_path / "out")[2])
+    half = ranges[ranges.bias == 0.5]
+    dece = half[(half.quantity == "LSE - RSE") & (half.metric == "D-ECE") & (half["size"] == 4)].iloc[0]
+    # seed 0: 0.24 - 0.16 = +0.08 (RSE better, significant), seed 1: 0.14 - 0.17 = -0.03 (LSE better, significant)
+    assert (dece["n_seeds"], dece["min"], dece["max"]) == (2, pytest.approx(-0.03), pytest.approx(0.08))
+    assert (dece["n_rse_better"], dece["n_rse_better_significant"], dece["n_lse_better_significant"]) == (1, 1, 1)
+    assert dece["text"] == ("-0.030 to +0.080; RSE better in 1 of 2 seeds (significantly in 1), "
+                            "LSE significantly better in 1")
+    mAP = half[(half.quantity == "LSE - RSE") & (half.metric == "mAP") & (half["size"] == 2)].iloc[0]
+    assert mAP["n_rse_better"] == 0 and mAP["max"] == 0  # equal mAP: neither is better
+    auc = half[half.quantity == "learned_bias_auc"].iloc[0]
+    assert (auc["min"], auc["max"], auc["text"]) == (0.6, 0.8, "0.600 to 0.800 over 2 of 2 seeds")
+    assert ranges[(ranges.bias == 1.0) & (ranges.quantity == "learned_bias_auc")].iloc[0]["n_seeds"] == 1
+
+
+def test_arm_figure_plots_each_seed_against_the_bias(tmp_path):
+    from multirater.evidence.arm_figure import arm_figure
+    from multirater.evidence.summary import write_summary
+
+    cells = [write_cell(tmp_path / f"{b}-{s}", "graded", s, 0.2 - b / 10, 0.12, bias=b, arm="bias", auc=0.5 + b / 2)
+             for b in (0.0, 1.0) for s in (0, 1)]
+    paths = write_summary(cells, tmp_path / "out")
+    fig = arm_figure(pd.read_csv(paths[0]), pd.read_csv(paths[1]), "bias")
+    consensus, soft, auc_ax = fig.axes[0], fig.axes[1], fig.axes[2]
+    assert consensus.get_title() == "D-ECE vs consensus (IoU 0.5)" and soft.get_title().startswith("D-ECE-soft")
+    seed0 = [line for line in consensus.lines if line.get_label() == "seed 0"][0]
+    # the largest ensembles (4): LSE 0.24 - b/10, RSE 0.16; seed 0 a little left of its bias
+    assert seed0.get_xdata() == pytest.approx([-0.015, 0.985])
+    assert seed0.get_ydata() == pytest.approx([0.08, -0.02])
+    points = [line for line in auc_ax.lines if line.get_marker() == "o"]
+    assert [list(p.get_ydata()) for p in points] == [[0.5, 1.0], [0.5, 1.0]]
+    assert "no D-ECE-soft at IoU 0.75" in [t.get_text() for t in fig.axes[4].texts]

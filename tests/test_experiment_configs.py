@@ -102,3 +102,36 @@ def test_evidence_needs_synthetic_data(tiny_dataset):
     with pytest.raises(UserError) as err:
         evidence_cells(config)
     assert err.value.item == "dataset.manifest" and "must be null for the evidence run" in err.value.problem
+
+
+def test_mechanism_design():
+    """config/mechanism.yaml: the bias arm (5 biases x 2 seeds) and the paper arm (2 x 2) of the graded preset;
+    a paper cell's config has its arm's settings on top, records its arm, and is a valid workflow config; every
+    ensemble draws from a larger pool of selected models."""
+    from multirater.evidence.design import cell_config, check_cells, evidence_cells
+
+    config = shipped("mechanism.yaml")
+    checked, raters, configs = load_workflow_config(config, SCHEMA_PATH, "mechanism.yaml")
+    cells = evidence_cells(checked)
+    assert [c.name for c in cells[:3]] == ["bias-b0-s0", "bias-b0-s1", "bias-b0.25-s0"]
+    assert len(cells) == 14 and {c.seed for c in cells} == {0, 1}
+    check_cells(checked, SCHEMA_PATH)
+    paper = cell_config(checked, next(c for c in cells if c.name == "paper-b1-s1"))
+    synthetic = paper["dataset"]["synthetic"]
+    assert (synthetic["preset"], synthetic["bias"], synthetic["seed"]) == ("graded", 1.0, 1)
+    assert synthetic["rater_coverage"] == "partial" and synthetic["rater_test_labels"] is True
+    assert paper["training"]["freeze"] == "none" and paper["training"]["patience"] > 0
+    assert paper["evidence"] == {"arm": "paper"} and paper["pretrain"] == checked["pretrain"]
+    assert load_workflow_config(paper, SCHEMA_PATH)[0]["evaluation"]["soft_label_sets"] == ["rater1_test",
+                                                                                              "rater2_test"]
+    bias = cell_config(checked, cells[0])
+    assert bias["training"] == checked["training"] and bias["dataset"]["synthetic"]["rater_coverage"] == "complete"
+    size = max(checked["ensembles"]["sizes"])
+    assert checked["selection"]["ls"] > size and checked["selection"]["rs"] > size // len(raters)
+    # an arm may not change what every cell must share
+    config["evidence"]["arms"]["paper"]["config"]["ensembles"] = {"sizes": [4]}
+    config["selection"] = {"ls": 4, "rs": 4}
+    with pytest.raises(UserError) as err:
+        check_cells(load_workflow_config(config, SCHEMA_PATH)[0], SCHEMA_PATH)
+    assert str(err.value) == ("config (evidence.arms.paper.config): ensembles.sizes: is the same in every cell of the "
+                              "run: set it outside the arms")

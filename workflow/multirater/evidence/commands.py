@@ -1,5 +1,6 @@
 """Commands of the evidence run (workflow/rules/evidence.smk): ``evidence cell`` runs the whole workflow for
-one cell (rater preset x data seed), ``evidence summarize`` compares LSE and RSE over the cells.
+one cell (rater preset, bias, data seed; an arm's settings), ``evidence summarize`` compares LSE and RSE over
+the cells.
 
 pandas and matplotlib are imported inside the handlers so the CLI starts fast.
 """
@@ -26,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--snakefile", default=None, help="the workflow (default: this repository's Snakefile)")
     s.add_argument("--profile", default=None, help="Snakemake profile (default: this repository's profiles/local)")
     s.set_defaults(func=_cell)
-    s = steps.add_parser("summarize", help="summary.csv, cells.csv, calibration.csv and fig_evidence.{png,pdf} of finished cells")
+    s = steps.add_parser("summarize", help="summary.csv, cells.csv, ranges.csv, runs.csv, calibration.csv and the "
+                         "figures (fig_evidence, fig_learned_bias, fig_<arm>) of finished cells")
     s.add_argument("--cells", nargs="+", required=True, help="the cells' folders (each with config.yaml, results/)")
     s.add_argument("--out", required=True, help="folder to write into")
     s.set_defaults(func=_summarize)
@@ -46,18 +48,24 @@ def _summarize(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from multirater.core.files import read_json
+    from multirater.evidence.arm_figure import arm_figure, learned_bias_figure
     from multirater.evidence.design import RUN_RECORD
     from multirater.evidence.figure import evidence_figure
     from multirater.evidence.summary import write_summary
     from multirater.figures.style import save_figure
 
     tables = write_summary(args.cells, args.out)
-    paths = [*tables, *save_figure(evidence_figure(pd.read_csv(tables[0])), Path(args.out) / "fig_evidence")]
+    summary, cells = pd.read_csv(tables[0]), pd.read_csv(tables[1])
+    out = Path(args.out)
+    figures = {"fig_evidence": evidence_figure(summary), "fig_learned_bias": learned_bias_figure(cells)}
+    for arm in sorted({a for a in cells["arm"] if isinstance(a, str) and a}):
+        figures[f"fig_{arm}"] = arm_figure(summary, cells, arm)
+    paths = [*tables, *(p for stem, fig in figures.items() for p in save_figure(fig, out / stem))]
     for path in paths:
         print(f"wrote {path}")
     runs = [Path(c) / RUN_RECORD for c in args.cells]
     seconds = [read_json(r)["seconds"] for r in runs if r.is_file()]
-    if seconds:  # timing is printed, never written into the tables: they stay the same on every run
+    if seconds:  # timing is printed (and in runs.csv), never in the result tables: they stay the same every run
         print(f"{len(seconds)} cell(s) took {sum(seconds) / 60:.1f} min in all "
               f"({min(seconds) / 60:.1f}-{max(seconds) / 60:.1f} min each)")
     return 0

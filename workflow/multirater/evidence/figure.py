@@ -1,8 +1,9 @@
-"""The evidence figure: LSE - RSE D-ECE in every cell, with its paired bootstrap 95 % interval.
+"""The evidence figure: LSE - RSE D-ECE in every cell, with its paired 95 % interval.
 
-One panel per IoU threshold of D-ECE; along x the cells (preset, then data seed), one marker per ensemble
-size. Above 0 the RSE is better calibrated than the LSE of the same size; an interval crossing 0 cannot
-tell them apart on that test set.
+One panel per D-ECE kind (against the headline label set; D-ECE-soft, against the raters' own test labels,
+where the cells have it) and IoU threshold; along x the cells (in summary order), one marker per ensemble
+size. Above 0 the RSE is better calibrated than the LSE of the same size; an interval crossing 0 cannot tell
+them apart on that test set.
 """
 
 from __future__ import annotations
@@ -14,36 +15,55 @@ import numpy as np
 from multirater.core.errors import UserError
 from multirater.figures.style import FULL_WIDTH_IN, OKABE_ITO, apply_style
 
+KINDS = ("D-ECE", "D-ECE-soft")
+TITLES = {"D-ECE": "D-ECE", "D-ECE-soft": "D-ECE-soft"}
+
+
+def cell_key(row: "Any") -> tuple:
+    """A cell's identity in a summary or cells table row: (arm, preset, bias, data seed)."""
+    arm = row["arm"] if isinstance(row["arm"], str) else ""
+    bias = None if row["bias"] is None or (isinstance(row["bias"], float) and np.isnan(row["bias"])) \
+        else float(row["bias"])
+    return arm, row["preset"], bias, int(row["data_seed"])
+
+
+def cell_label(key: tuple) -> str:
+    """Tick label of a cell: its arm (if any), preset or bias, and seed."""
+    arm, preset, bias, seed = key
+    what = preset if bias is None else f"bias {bias:g}"
+    return "\n".join(([arm] if arm else []) + [what, f"seed {seed}"])
+
 
 def evidence_figure(summary: "Any") -> "Any":
     """The figure of a ``summary.csv`` table (a pandas DataFrame)."""
     apply_style()
     import matplotlib.pyplot as plt
 
-    dece = summary[summary["metric"] == "D-ECE"]
+    dece = summary[summary["metric"].isin(KINDS)]
     if dece.empty:
         raise UserError("the summary has no D-ECE rows")
-    cells = list(dict.fromkeys(zip(dece["preset"], dece["data_seed"])))
-    ious = sorted(dece["iou"].unique())
+    keys = [cell_key(r) for _, r in dece.iterrows()]
+    cells = list(dict.fromkeys(keys))
+    position = np.array([cells.index(k) for k in keys], dtype=float)
+    panels = [(m, i) for m in KINDS for i in sorted(dece.loc[dece["metric"] == m, "iou"].unique())]
     sizes = sorted(dece["size"].unique())
     width = 0.6 / max(len(sizes), 1)
-    fig, axes = plt.subplots(1, len(ious), figsize=(FULL_WIDTH_IN, 2.6), squeeze=False, sharey=True)
-    for ax, iou in zip(axes[0], ious):
-        at = dece[np.isclose(dece["iou"], iou)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(FULL_WIDTH_IN, 2.6), squeeze=False, sharey=True)
+    for ax, (metric, iou) in zip(axes[0], panels):
         for k, size in enumerate(sizes):
-            rows = at[at["size"] == size]
-            x = np.array([cells.index((p, s)) for p, s in zip(rows["preset"], rows["data_seed"])], dtype=float)
-            x += (k - (len(sizes) - 1) / 2) * width
+            at = ((dece["metric"] == metric) & np.isclose(dece["iou"], iou) & (dece["size"] == size)).to_numpy()
+            rows = dece[at]
+            x = position[at] + (k - (len(sizes) - 1) / 2) * width
             color = OKABE_ITO[k % len(OKABE_ITO)]
             ax.vlines(x, rows["diff_p2.5"], rows["diff_p97.5"], color=color, linewidth=1.2)
             ax.plot(x, rows["difference"], "o", markersize=3.5, color=color, label=f"size {size}")
         ax.axhline(0.0, color="0.3", linewidth=0.8, linestyle="--")
-        for boundary in [i + 0.5 for i in range(len(cells) - 1) if cells[i][0] != cells[i + 1][0]]:
+        for boundary in [i + 0.5 for i in range(len(cells) - 1) if cells[i][:3] != cells[i + 1][:3]]:
             ax.axvline(boundary, color="0.8", linewidth=0.8)
         ax.set_xlim(-0.5, len(cells) - 0.5)
         ax.set_xticks(range(len(cells)))
-        ax.set_xticklabels([f"{p}\nseed {s}" for p, s in cells], fontsize=6)
-        ax.set_title(f"D-ECE (IoU = {iou:g})")
+        ax.set_xticklabels([cell_label(c) for c in cells], fontsize=6)
+        ax.set_title(f"{TITLES[metric]} (IoU = {iou:g})")
     axes[0][0].set_ylabel("LSE − RSE D-ECE\n(> 0: RSE better calibrated)")
     axes[0][0].legend(frameon=False, title="ensemble", loc="best")
     fig.tight_layout()

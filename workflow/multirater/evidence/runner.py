@@ -29,9 +29,10 @@ def default_profile() -> Path:
 
 def run_cell(config_path: str | Path, cores: int, snakefile: str | Path | None = None,
              profile: str | Path | None = None) -> float:
-    """Run the workflow on ``config_path`` in its folder with ``cores`` cores; write ``run.json``
-    (preset, seed, cores, seconds) beside it; return the seconds. Finished jobs of an earlier run are
-    kept (Snakemake's own bookkeeping in the folder), so an interrupted cell resumes."""
+    """Run the workflow on ``config_path`` in its folder with ``cores`` cores; write ``run.json`` (preset,
+    bias, seed, cores, seconds, where it ran) beside it; return the seconds. Finished jobs of an earlier run
+    are kept (Snakemake's own bookkeeping in the folder), so an interrupted cell resumes, even after a kill
+    that left the folder locked."""
     config_path = Path(config_path).resolve()
     snakefile = Path(snakefile or default_snakefile()).resolve()
     profile = Path(profile or default_profile()).resolve()
@@ -45,11 +46,31 @@ def run_cell(config_path: str | Path, cores: int, snakefile: str | Path | None =
                "--configfile", str(config_path), "--profile", str(profile), "--cores", str(cores)]
     print(" ".join(command), flush=True)
     start = time.monotonic()
+    # A cell runs only inside the evidence rule, one at a time under the outer run's own lock, so a lock
+    # left in the cell's folder is stale (the outer run was killed): lift it, or the rerun could not resume.
+    subprocess.run([*command, "--unlock"], env=env, cwd=folder, capture_output=True)
     result = subprocess.run(command, env=env, cwd=folder)
     seconds = time.monotonic() - start
     if result.returncode != 0:
         raise UserError(f"the workflow of this cell failed (exit status {result.returncode}); see the output above "
                         f"and the job logs in {folder / 'results' / 'logs'}", config_path)
-    write_json(folder / RUN_RECORD, {"preset": synthetic["preset"], "seed": synthetic["seed"], "cores": cores,
-                                     "seconds": round(seconds, 1)})
+    write_json(folder / RUN_RECORD, {"preset": synthetic["preset"], "bias": synthetic.get("bias"),
+                                     "seed": synthetic["seed"], "cores": cores, "seconds": round(seconds, 1),
+                                     **where_it_ran()})
     return seconds
+
+
+def where_it_ran() -> dict[str, str | None]:
+    """The checkout's git commit (None outside a git checkout), the Python and torch versions, and the CPU
+    instructions torch uses (its results can differ with them)."""
+    import platform
+
+    import torch
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPOSITORY, capture_output=True, text=True,
+                                check=True).stdout.strip() or None
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    return {"commit": commit, "python": platform.python_version(), "torch": torch.__version__,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
