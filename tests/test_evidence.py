@@ -192,7 +192,7 @@ def test_ranges_over_seeds_by_hand(tmp_path):
     # seed 0: 0.24 - 0.16 = +0.08 (RSE better, significant), seed 1: 0.14 - 0.17 = -0.03 (LSE better, significant)
     assert (dece["n_seeds"], dece["min"], dece["max"]) == (2, pytest.approx(-0.03), pytest.approx(0.08))
     assert (dece["n_rse_better"], dece["n_rse_better_significant"], dece["n_lse_better_significant"]) == (1, 1, 1)
-    assert dece["text"] == ("-0.030 to +0.080; RSE better in 1 of 2 seeds (significantly in 1), "
+    assert dece["text"] == ("-0.0300 to +0.0800; RSE better in 1 of 2 seeds (significantly in 1), "
                             "LSE significantly better in 1")
     mAP = half[(half.quantity == "LSE - RSE") & (half.metric == "mAP") & (half["size"] == 2)].iloc[0]
     assert mAP["n_rse_better"] == 0 and mAP["max"] == 0  # equal mAP: neither is better

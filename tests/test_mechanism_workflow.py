@@ -81,6 +81,6 @@ def test_mechanism_arm_end_to_end(tmp_path):
     soft = "--soft-gt results/data/synthetic/rater1_test.json results/data/synthetic/rater2_test.json"
     evaluations = [line for line in plan.splitlines() if "multirater evaluate --gt" in line]
     headline = [line for line in evaluations if "--label-set consensus" in line]
-    assert len(headline) == 6 and all(soft in line for line in headline)  # the 6 models (ensembles: later)
-    assert sum("--label-set rater1_test" in line for line in evaluations) == 6
+    assert len(headline) == 6 + 2 and all(soft in line for line in headline)  # 6 models, LSE and RSE
+    assert sum("--label-set rater1_test" in line for line in evaluations) == 6 + 2
     assert not any(soft in line for line in evaluations if "--label-set consensus" not in line)

@@ -67,7 +67,10 @@ def arm_figure(summary: "Any", cells: "Any", arm: str) -> "Any":
             color = OKABE_ITO[k % len(OKABE_ITO)]
             ax.vlines(x[one], at["diff_p2.5"][one], at["diff_p97.5"][one], color=color, linewidth=1.2)
             ax.plot(x[one], at["difference"][one], "o", markersize=3.5, color=color, label=f"seed {seed}")
-        ax.set_ylabel(f"LSE − RSE (size {size})\n> 0: RSE better")
+    for ax in (axes[0][0], axes[1][0]):
+        ax.set_ylabel(f"LSE − RSE (ensembles of {size})\n> 0: RSE better")
+    for ax in axes.ravel():
+        ax.set_xlim(-0.1, 1.1)
     axes[0][0].legend(frameon=False, loc="best")
     _diagnostic(axes[0][2], mine, "learned_bias_auc", "learned-bias AUC", 0.5, "0.5: no bias learned")
     _diagnostic(axes[1][2], mine, "ls_score_one_rater", "LS score, one-rater objects", 0.5, "rater share 1/2")

@@ -24,7 +24,7 @@ DIAGNOSTICS = ["learned_bias_auc", "ls_score_one_rater", "inter_f1", "intra_f1",
 
 
 def _signed(value: float) -> str:
-    return f"{value:+.3f}"
+    return f"{value:+.4f}"
 
 
 def difference_row(rows: "Any", metric: str) -> dict[str, Any]:
@@ -60,9 +60,13 @@ def ranges_table(summary: "Any", cells: "Any") -> "Any":
             values = rows[name].to_numpy(float)
             defined = values[np.isfinite(values)]
             n = len(defined)
-            text = "n/a" if n == 0 else (f"{defined.min():.3f}" if n == 1 else
-                                         f"{defined.min():.3f} to {defined.max():.3f}") + f" over {n} of {len(values)} seeds"
+            text = "n/a"
+            if n:
+                span = f"{defined.min():.3f}" if n == 1 else f"{defined.min():.3f} to {defined.max():.3f}"
+                text = f"{span} over {n} of {len(values)} seed{'s' * (len(values) != 1)}"
             out.append({**dict(zip(SETTING, key)), "quantity": name, "n_seeds": n,
                         "min": float(defined.min()) if n else np.nan, "max": float(defined.max()) if n else np.nan,
                         "mean": float(defined.mean()) if n else np.nan, "text": text})
-    return pd.DataFrame(out, columns=COLUMNS)
+    table = pd.DataFrame(out, columns=COLUMNS)
+    counts = ["size", "n_seeds", "n_rse_better", "n_rse_better_significant", "n_lse_better_significant"]
+    return table.astype({c: "Int64" for c in counts})  # whole numbers, empty where they do not apply

@@ -38,12 +38,14 @@ def run_cell(config_path: str | Path, cores: int, snakefile: str | Path | None =
     profile = Path(profile or default_profile()).resolve()
     if not snakefile.is_file():
         raise UserError("no Snakefile here: the evidence runs the workflow of a repository checkout", snakefile)
-    synthetic = read_yaml(config_path)["dataset"]["synthetic"]
+    config = read_yaml(config_path)
+    synthetic = config["dataset"]["synthetic"]
     folder = config_path.parent
     # the rules call `multirater`: the one beside this Python comes first
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(folder),
-               "--configfile", str(config_path), "--profile", str(profile), "--cores", str(cores)]
+    command = [sys.executable, "-m", "snakemake", *cell_targets(config), "--snakefile", str(snakefile),
+               "--directory", str(folder), "--configfile", str(config_path), "--profile", str(profile),
+               "--cores", str(cores)]
     print(" ".join(command), flush=True)
     start = time.monotonic()
     # A cell runs only inside the evidence rule, one at a time under the outer run's own lock, so a lock
@@ -58,6 +60,19 @@ def run_cell(config_path: str | Path, cores: int, snakefile: str | Path | None =
                                      "seed": synthetic["seed"], "cores": cores, "seconds": round(seconds, 1),
                                      **where_it_ran()})
     return seconds
+
+
+def cell_targets(config: dict) -> list[str]:
+    """What a cell's workflow is asked for: everything (``all``) and, by name, every file the summary reads.
+    Named, an intermediate file that went missing (an interrupted run's outputs are removed before the rerun)
+    is made again even where the files after it are up to date."""
+    from multirater.evidence.design import cell_files
+
+    sizes = (config.get("ensembles") or {}).get("sizes")
+    if not sizes:  # not a cell config written by the evidence run: the workflow's default target only
+        return ["all"]
+    files = cell_files(".", sizes, bool((config.get("calibration") or {}).get("enabled")))
+    return ["all", *(str(Path(path)) for name, path in files.items() if name != "run")]
 
 
 def where_it_ran() -> dict[str, str | None]:
