@@ -302,6 +302,11 @@ def test_schema_offers_the_library_rater_models():
     synthetic = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["dataset"]["properties"]["synthetic"]
     props = synthetic["properties"]
     assert props["preset"]["enum"] == list(PRESET_NAMES) and props["preset"]["default"] == DEFAULT_PRESET
+    # the evidence run's presets (fixed ones: no bias) and its arms' presets (any, graded by default)
+    evidence = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["evidence"]["properties"]
+    assert evidence["presets"]["items"]["enum"] == [p for p in PRESET_NAMES if p != "graded"]
+    arm = evidence["arms"]["additionalProperties"]["properties"]
+    assert arm["preset"]["enum"] == list(PRESET_NAMES) and arm["preset"]["default"] == "graded"
     assert props["repeat_images"]["default"] == 0 and props["rater_styles"]["default"] is None
     settings = props["rater_styles"]["items"]["properties"]
     assert list(settings) == list(SETTING_RANGES)
