@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch is pinned to the build that lies on this machine's disk; pip takes it from there.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo evidence test test-slurm test-gpu bench lint format clean
+.PHONY: install demo evidence test test-slurm test-gpu bench lint format docs clean
 
 install: $(STAMP)
 
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install $(TORCH)
-	$(BIN)/python -m pip install -e '.[test]'
+	$(BIN)/python -m pip install -e '.[test,docs]'
 	touch $(STAMP)
 
 # The whole workflow on the demo config, then its HTML report (every figure and table, with captions).
@@ -23,13 +23,14 @@ demo: install
 		--report results/report.html --report-after-run
 	@echo "open results/report.html"
 
-# The evidence run (README: What the evidence shows): the workflow once per rater preset (biased, noisy)
+# The evidence run (docs/studies.md): the workflow once per rater preset (biased, noisy)
 # and data seed (0, 1, 2), then LSE vs RSE over all six: results/evidence/summary.csv, fig_evidence.{png,pdf}.
 evidence: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake evidence --profile profiles/local \
 		--configfile config/evidence.yaml
 	@echo "see results/evidence/summary.csv and results/evidence/fig_evidence.png"
 
+# The tests, the documentation build (tests/test_docs.py) included.
 test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
@@ -50,8 +51,13 @@ lint: install
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --lint
 
+# The documentation site into site/; --strict: a broken link or anchor fails the build.
+docs: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+	@echo "open site/index.html"
+
 format: install
 	$(BIN)/snakefmt Snakefile workflow/rules
 
 clean:
-	rm -rf results .snakemake
+	rm -rf results .snakemake site

@@ -373,7 +373,7 @@ def test_finished_run_is_not_retrained_and_another_configuration_starts_afresh(s
 
 
 def test_settings_defaults_are_the_documented_ones():
-    # The README's configuration reference, written out by hand.
+    # The defaults as the paper and the docs give them, written out by hand (not read from the schema).
     documented_training = {
         "epochs": 10, "patience": 5, "optimizer": "adam", "lr": 0.001, "weight_decay": 0, "momentum": 0.9,
         "batch_size": 2, "schedule": "plateau", "warmup_epochs": 0, "plateau_patience": 10, "plateau_factor": 0.5,

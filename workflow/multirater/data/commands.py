@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="folder of the images (PNG, TIFF, JPEG; nested folders too); multiorg without --labels: "
                         "the unpacked MultiOrg download, holding train/ and test/")
     p.add_argument("--labels", default=None,
-                   help="annotations of the rater images (see README for the layout of each format); multiorg: "
+                   help="annotations of the rater images (docs/own-data.md describes each format); multiorg: "
                         "leave out for the published layout, labels beside the images")
     p.add_argument("--consensus-labels", default=None, help="annotations of the consensus (test) images, same format")
     p.add_argument("--out", required=True, help="new dataset folder (gets dataset.yaml and one COCO file per rater)")
