@@ -289,10 +289,14 @@ def test_review_validate_hand_built_case(tmp_path, capsys):
     shares = json.loads((tmp_path / "shares.json").read_text())
     # raters per box: 1, 0, 1, 2, 1, 2
     assert shares["top"] == {"boxes": 3, "share_single": 2 / 3, "share_all_raters": 0.0, "share_none": 1 / 3,
-                             "n_single": 2, "n_all_raters": 0, "n_none": 1}
+                             "n_single": 2, "n_all_raters": 0, "n_none": 1, "n_labelled": 2,
+                             "share_single_of_labelled": 1.0}
     assert shares["all"] == {"boxes": 6, "share_single": 0.5, "share_all_raters": 2 / 6, "share_none": 1 / 6,
-                             "n_single": 3, "n_all_raters": 2, "n_none": 1}
-    assert "0.67 of the 3 most uncertain boxes (2), 0.500 of all 6 (3)" in capsys.readouterr().out
+                             "n_single": 3, "n_all_raters": 2, "n_none": 1, "n_labelled": 5,
+                             "share_single_of_labelled": 0.6}
+    out = capsys.readouterr().out
+    assert "0.67 of the 3 most uncertain boxes (2), 0.500 of all 6 (3)" in out
+    assert "among boxes of labelled objects: 1.00 of the 2 in the top 3, 0.60 of all 5" in out
 
 
 def test_review_validate_needs_outlines_and_writes_nothing_without(tmp_path, capsys):

@@ -163,7 +163,12 @@ def _review_validate(args: argparse.Namespace) -> int:
     if args.out is not None:
         write_json(args.out, summary)
     top, every = summary["top"], summary["all"]
+    if not every["boxes"]:
+        print("no boxes to validate")
+        return 0
     print(f"objects only one rater labelled: {top['share_single']:.2f} of the {top['boxes']} most uncertain boxes "
-          f"({top['n_single']}), {every['share_single']:.3f} of all {every['boxes']} ({every['n_single']})"
-          if every["boxes"] else "no boxes to validate")
+          f"({top['n_single']}), {every['share_single']:.3f} of all {every['boxes']} ({every['n_single']})")
+    if top["n_labelled"] and every["n_labelled"]:
+        print(f"among boxes of labelled objects: {top['share_single_of_labelled']:.2f} of the {top['n_labelled']} "
+              f"in the top {top['boxes']}, {every['share_single_of_labelled']:.2f} of all {every['n_labelled']}")
     return 0

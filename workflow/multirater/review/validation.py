@@ -7,7 +7,8 @@ each with the set of raters who labelled it. A reviewed box (a row of boxes.csv)
 overlaps most (IoU with any of that object's rater boxes, at least ``iou``), or of no labelled object.
 
 The number reported: of the K most uncertain boxes, the share that are objects only one rater labelled, against
-that share among all boxes. Both shares count every box, those of no labelled object included.
+that share among all boxes. Both shares count every box, those of no labelled object included; beside them the same
+share among the boxes of some labelled object only (most of an ensemble's low-scoring boxes are of no object).
 """
 
 from __future__ import annotations
@@ -77,13 +78,16 @@ def truth_raters(boxes: pd.DataFrame, objects: dict[str, list[LabelledObject]], 
 
 def share_summary(n_raters: np.ndarray, top: int, total_raters: int) -> dict[str, Any]:
     """Shares among the first ``top`` boxes (the ranking's order) and among all: boxes of objects one rater
-    labelled (``single``), every rater (``all_raters``), no rater (``none``)."""
+    labelled (``single``), every rater (``all_raters``), no rater (``none``); and ``share_single_of_labelled``,
+    the share of ``single`` among the boxes of some labelled object (``n_labelled``: all but ``none``)."""
     def shares(values: np.ndarray) -> dict[str, Any]:
         n = len(values)
         count = {"single": int(np.sum(values == 1)), "all_raters": int(np.sum(values == total_raters)),
                  "none": int(np.sum(values == 0))}
+        labelled = n - count["none"]
         return {"boxes": n, **{f"share_{k}": (v / n if n else None) for k, v in count.items()},
-                **{f"n_{k}": v for k, v in count.items()}}
+                **{f"n_{k}": v for k, v in count.items()}, "n_labelled": labelled,
+                "share_single_of_labelled": count["single"] / labelled if labelled else None}
 
     k = min(top, len(n_raters))
     return {"top_k": k, "raters": total_raters, "top": shares(n_raters[:k]), "all": shares(n_raters)}
