@@ -111,6 +111,30 @@ def test_review_of_a_single_model_has_no_votes(new_images):
     assert not [c for c in boxes.columns if c.startswith("votes_") or c in ("n_models", "score_std")]
 
 
+def test_a_crop_is_a_square_around_its_box_cut_to_the_image():
+    from multirater.review.contact_sheet import crop_window
+
+    # a 40 x 10 box: its longer side 40 plus 20 (half of it) each way, an 80 px square about its centre (80, 85)
+    assert crop_window((60.0, 80.0, 40.0, 10.0), 200, 200) == (40, 45, 120, 125)
+    # a 10 x 4 box: the margin is at least 8 px: half a side of 5 + 8 about (15, 12), cut at the image's top
+    assert crop_window((10.0, 10.0, 10.0, 4.0), 100, 100) == (2, 0, 28, 25)
+    assert crop_window((0.0, 95.0, 4.0, 4.0), 100, 100) == (0, 87, 12, 100)  # cut at the left and the bottom
+    assert crop_window((1.0, 1.0, 0.0, 0.0), 100, 100) == (0, 0, 9, 9)
+
+
+def test_review_crops_a_16_bit_tiff(new_images):
+    import tifffile
+
+    tmp_path = new_images
+    pixels = np.random.default_rng(1).integers(0, 2000, (HEIGHT, WIDTH), dtype=np.uint16)  # dim: 16-bit range
+    tifffile.imwrite(tmp_path / "new" / "c.tif", pixels, rowsperstrip=8)
+    _fused(tmp_path / "fused.json", records=[(3, [5.0, 5.0, 20.0, 10.0], 0.5, {"rater1": 1, "rater2": 1})],
+           names={3: "c.tif"})
+    assert _review(tmp_path) == 0
+    sheet = np.asarray(Image.open(tmp_path / "review" / "contact_sheet.png").convert("L"))
+    assert sheet.min() < 40 and sheet.max() > 215  # stretched to the crop's own range, not left near black
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda t: (t / "new" / "b.png").unlink(), "fused.json: image 2: image file not found: "),
     (lambda t: _edit(t / "fused.json", lambda d: d["meta"].pop("file_names")),
@@ -282,8 +306,9 @@ def test_review_validate_hand_built_case(tmp_path, capsys):
     # reviewed boxes in rank order, and the object each is a box of (IoU with that object's rater boxes):
     # B (0.90), none, C (0.90), A (1.0), D (0.82), A (0.68 with rater1's box)
     rows = [[50, 11, 20, 20], [80, 80, 10, 10], [10, 51, 20, 20], [10, 10, 20, 20], [61, 60, 10, 10], [12, 12, 20, 20]]
-    pd.DataFrame([{"rank": k + 1, "file_name": "img.png", "x": x, "y": y, "w": w, "h": h}
-                  for k, (x, y, w, h) in enumerate(rows)]).to_csv(tmp_path / "boxes.csv", index=False)
+    pd.DataFrame([{"rank": k + 1, "image_id": 1, "file_name": "img.png", "x": x, "y": y, "w": w, "h": h,
+                   "score": 0.5, "uncertainty": 0.25} for k, (x, y, w, h) in enumerate(rows)]).to_csv(
+        tmp_path / "boxes.csv", index=False)
     assert main(["review-validate", "--boxes", str(tmp_path / "boxes.csv"), "--dataset", str(manifest), "--top", "3",
                  "--out", str(tmp_path / "shares.json")]) == 0
     shares = json.loads((tmp_path / "shares.json").read_text())
@@ -301,8 +326,8 @@ def test_review_validate_hand_built_case(tmp_path, capsys):
 
 def test_review_validate_needs_outlines_and_writes_nothing_without(tmp_path, capsys):
     manifest = write_tiny_dataset(tmp_path / "data")  # boxes without segmentation outlines
-    pd.DataFrame([{"rank": 1, "file_name": "im1.png", "x": 2, "y": 2, "w": 10, "h": 10}]).to_csv(
-        tmp_path / "boxes.csv", index=False)
+    pd.DataFrame([{"rank": 1, "image_id": 1, "file_name": "im1.png", "x": 2, "y": 2, "w": 10, "h": 10, "score": 0.5,
+                   "uncertainty": 0.25}]).to_csv(tmp_path / "boxes.csv", index=False)
     assert main(["review-validate", "--boxes", str(tmp_path / "boxes.csv"), "--dataset", str(manifest),
                  "--out", str(tmp_path / "shares.json")]) == 2
     assert "rater1.json: annotation 10: annotation has no segmentation outline" in capsys.readouterr().err

@@ -135,22 +135,14 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _review_validate(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from multirater.core.files import write_json
     from multirater.data.dataset import load_dataset
+    from multirater.review.ranking import read_box_table
     from multirater.review.validation import labelled_objects, share_summary, truth_raters
 
     if not 0.0 < args.iou <= 1.0:
         raise UserError(f"must lie in (0, 1], got {args.iou}", None, "--iou")
-    try:
-        boxes = pd.read_csv(args.boxes)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise UserError(f"cannot read ({exc})", args.boxes) from None
-    needed = {"rank", "file_name", "x", "y", "w", "h"} - set(boxes.columns)
-    if needed:
-        raise UserError(f"missing columns {sorted(needed)} (expected boxes.csv of multirater review)", args.boxes)
-    boxes = boxes.sort_values("rank", kind="stable").reset_index(drop=True)
+    boxes = read_box_table(args.boxes)
     dataset = load_dataset(args.dataset)
     objects = labelled_objects({r: dataset.coco(r) for r in dataset.rater_names},
                                {r: str(dataset.coco_path(r)) for r in dataset.rater_names})

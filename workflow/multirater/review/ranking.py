@@ -13,6 +13,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
+from multirater.core.errors import UserError
 from multirater.ensembles.counting import vote_sources
 from multirater.io.detections import Detections
 
@@ -74,6 +75,18 @@ def box_table(detections: Detections, names: dict[int, str]) -> pd.DataFrame:
     for j, source in enumerate(sources):
         table[f"votes_{source}"] = matrix[order, j]
     return table
+
+
+def read_box_table(path: str) -> pd.DataFrame:
+    """boxes.csv (written by ``multirater review`` from :func:`box_table`), in rank order."""
+    try:
+        table = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read ({exc})", path) from None
+    missing = {"rank", "image_id", "file_name", "x", "y", "w", "h", "score", UNCERTAINTY} - set(table.columns)
+    if missing:
+        raise UserError(f"missing columns {sorted(missing)} (expected boxes.csv of multirater review)", path)
+    return table.sort_values("rank", kind="stable").reset_index(drop=True)
 
 
 def image_table(detections: Detections, names: dict[int, str]) -> pd.DataFrame:
