@@ -27,6 +27,7 @@ include: "workflow/rules/calibration.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/apply.smk"
+include: "workflow/rules/review.smk"
 include: "workflow/rules/evidence.smk"
 
 

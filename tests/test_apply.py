@@ -159,6 +159,18 @@ def test_apply_end_to_end_on_new_images(tmp_path):
         assert row.count_std == pytest.approx(math.sqrt(sum(s * (1 - s) for s in scores)))
     assert planned_jobs(snakemake(work, config, "-n", "apply")) == {}  # a rerun has nothing to do
 
+    # the review target: the queue and exports of the new images, from the fused file apply counted
+    plan = planned_jobs(snakemake(work, config, "-n", "review"))
+    assert plan == {"review_queue": 1, "export_napari": 1, "export_coco": 1, "review": 1}, plan
+    snakemake(work, config, "review")
+    images = pd.read_csv(work / "results" / "review" / "apply" / "images.csv")
+    assert sorted(images.file_name) == names
+    assert images.expected_count.sum() == pytest.approx(counts.expected_count.sum())
+    labels = work / "results" / "export" / "apply" / "napari-organoid-counter" / "ensemble"
+    assert sorted(p.name for p in labels.iterdir()) == sorted(n.replace(".png", ".json") for n in names)
+    assert len(json.loads((work / "results" / "export" / "apply" / "coco.json").read_text())) == len(
+        fused["detections"])
+
 
 def test_apply_commands_do_not_import_heavy_libraries():
     code = ("import sys, argparse, multirater.apply.commands as a; "

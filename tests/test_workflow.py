@@ -193,10 +193,17 @@ def test_workflow_end_to_end(tmp_path):
         assert (r / "figures" / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
         assert (r / "figures" / f"{stem}.pdf").read_bytes()[:4] == b"%PDF"
 
+    # --- the review queue of the test images (part of all): the largest RSE, as apply would count ----------
+    boxes = pd.read_csv(r / "review" / "test" / "boxes.csv")
+    fused = json.loads((r / "ensembles" / "rse" / "2" / "fused.json").read_text())
+    assert len(boxes) == len(fused["detections"]) and {"votes_rater1", "votes_rater2"} <= set(boxes.columns)
+    assert (r / "review" / "test" / "contact_sheet.png").read_bytes()[:4] == b"\x89PNG"
+
     # --- the report holds the figures and tables with their captions --------------------------
     snakemake(work, config, "--report", "results/report.html")
     report = (r / "report.html").read_text(errors="replace")
     assert "Table 1 (paper Table 1)" in report and "Figure 3 (paper Fig. 3)" in report
+    assert "Review queue: the boxes to look at first (test images)" in report
     assert "reproduces Campi et al." in report  # the workflow's own description (workflow/report/workflow.rst)
 
     # --- a rerun has nothing to do ------------------------------------------------------------

@@ -388,6 +388,14 @@ def member_detections(wildcards):
 APPLY = config["apply"]
 
 
+def workflow_error_of(function, *args):
+    """``function(*args)``; a UserError (a bad config) stops the run as one line."""
+    try:
+        return function(*args)
+    except UserError as error:
+        raise WorkflowError(str(error)) from None
+
+
 def apply_counts(wildcards):
     try:
         kind, size = apply_ensemble(config, RATERS)

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Iterator
 
 from multirater.core.errors import UserError, UserErrors
-from multirater.data.importers import FORMATS as IMPORT_FORMATS  # a light module: --help stays fast
+from multirater.data.formats import IMPORT_FORMATS  # the format registry, a light module: --help stays fast
 from multirater.data.synthetic.presets import DEFAULT_PRESET, PRESETS, SETTING_RANGES  # numpy only
 
 RATER_STYLE_FLAG = "--rater-style"
@@ -81,7 +81,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, help="dataset.yaml")
     p.add_argument("--out", required=True, help="COCO file to write; list it under test_label_sets in the manifest")
     p.add_argument("--label-sets", nargs="+", default=None, metavar="NAME",
-                   help="the label sets that vote (default: every test label set but 'consensus')")
+                   help="the label sets that vote (default: every original test label set: not 'consensus', nor a set "
+                        "derived from others such as 'majority')")
     p.add_argument("--iou", type=float, default=0.5, help="IoU of the complete-linkage grouping (default 0.5)")
     p.set_defaults(func=_consensus)
 
@@ -206,17 +207,37 @@ def _import(args: argparse.Namespace) -> int:
 
 def _consensus(args: argparse.Namespace) -> int:
     from multirater.core.files import write_json
-    from multirater.data.consensus import majority_consensus
+    from multirater.data.consensus import derived_label_sets, majority_consensus
     from multirater.data.dataset import load_dataset
 
-    dataset = load_dataset(args.dataset)
-    names = args.label_sets if args.label_sets is not None else [s for s in dataset.label_sets if s != "consensus"]
-    for name in names:
-        if name not in dataset.label_sets:
-            raise UserError(f"{name!r} is not a test label set of {args.dataset} "
-                            f"(label sets: {', '.join(dataset.label_sets) or 'none'})", None, "--label-sets")
     if not 0.0 < args.iou <= 1.0:
         raise UserError(f"must lie in (0, 1], got {args.iou}", None, "--iou")
+    dataset = load_dataset(args.dataset)
+    sets = dataset.label_sets
+    for name in args.label_sets or []:
+        if name not in sets:
+            known = ", ".join(sets) or "none"
+            raise UserError(f"{name!r} is not a test label set of this manifest (label sets: {known})", args.dataset,
+                            "--label-sets")
+    derived = derived_label_sets({name: dataset.coco(name) for name in sets})
+    if args.label_sets is None:  # the original label sets: never the joint consensus, never a derived set
+        names = [s for s in sets if s != "consensus" and s not in derived]
+        if len(names) < 2:
+            skipped = [s for s in sets if s not in names]
+            raise UserError(f"a majority needs at least 2 original test label sets, this manifest has "
+                            f"{len(names)} ({', '.join(names) or 'none'}"
+                            + (f"; not voting: {', '.join(skipped)}" if skipped else "") + "): name them with",
+                            args.dataset, "--label-sets")
+    else:
+        names = list(args.label_sets)
+        for name in names:
+            if name in derived:
+                sources = f" from {', '.join(derived[name])}" if derived[name] else ""
+                raise UserError(f"{name!r} is derived{sources} (a majority consensus), not an original label set: "
+                                "it cannot vote", args.dataset, "--label-sets")
+        if len(names) < 2:
+            raise UserError(f"a majority needs at least 2 label sets, got {len(names)} ({', '.join(names)})",
+                            args.dataset, "--label-sets")
     coco = majority_consensus({name: dataset.coco(name) for name in names}, iou=args.iou)
     write_json(args.out, coco, indent=None)
     print(f"wrote {args.out}: majority of {', '.join(names)} at IoU {args.iou:g}: {len(coco['images'])} images, "

@@ -10,7 +10,9 @@ The rule, on the images every chosen label set lists, per image and category:
 3. a group is kept when more than half of the K sets have a box in it (2 of 3, 2 of 2, 3 of 4, ...);
 4. its box is the mean of the members' boxes.
 
-The result is a COCO file like any other label set: list it under ``test_label_sets`` in the manifest.
+The result is a COCO file like any other label set: list it under ``test_label_sets`` in the manifest. Its
+``info.derived_from`` names the label sets it was derived from: a derived set never votes in another majority
+(``derived_label_sets``).
 """
 
 from __future__ import annotations
@@ -45,7 +47,26 @@ def majority_consensus(label_sets: dict[str, dict], iou: float = 0.5) -> dict:
         annotations.append({"id": len(annotations) + 1, "image_id": int(fused.image_id[k]),
                             "category_id": int(fused.category_id[k]), "bbox": [x, y, w, h], "area": w * h,
                             "iscrowd": 0})
-    return {"images": images, "annotations": annotations, "categories": [dict(c) for c in cocos[0]["categories"]]}
+    return {"info": {"description": "majority consensus", "derived_from": list(label_sets), "iou": iou},
+            "images": images, "annotations": annotations, "categories": [dict(c) for c in cocos[0]["categories"]]}
+
+
+def derived_from(coco: dict) -> list[str] | None:
+    """The label sets a COCO file was derived from (a majority consensus), or None for an original label set."""
+    info = coco.get("info")
+    sources = info.get("derived_from") if isinstance(info, dict) else None
+    return [str(s) for s in sources] if isinstance(sources, list) else None
+
+
+def derived_label_sets(cocos: dict[str, dict]) -> dict[str, list[str]]:
+    """The derived label sets among ``cocos`` (name -> what each was derived from): those that say so, and one
+    named ``majority`` (the importer's name for it; files written before the marker existed do not say so)."""
+    derived = {}
+    for name, coco in cocos.items():
+        sources = derived_from(coco)
+        if sources is not None or name == MAJORITY:
+            derived[name] = sources or []
+    return derived
 
 
 def _as_detections(coco: dict, image_ids: set[int]) -> Detections:

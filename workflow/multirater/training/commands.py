@@ -113,7 +113,7 @@ def _train(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from multirater.data.dataset import load_dataset
     from multirater.training.inputs import read_splits
-    from multirater.training.prediction import folder_images, predict, split_images
+    from multirater.training.prediction import folder_images, predict, split_images, usable_images
 
     dataset = load_dataset(args.dataset) if args.dataset else None
     splits = read_splits(args.splits, dataset) if (args.splits and dataset is not None) else None
@@ -128,7 +128,15 @@ def _predict(args: argparse.Namespace) -> int:
         except UserError as exc:  # name the option too: it may be a misspelt split
             raise UserError(f"must be {', '.join(SPLIT_NAMES)} or a folder of images: {exc.problem}", exc.file,
                             "--images") from None
+        image_ids, skipped = usable_images(image_ids, paths)
+        for name, problem in skipped.items():
+            print(f"skipped {name}: {problem}; it gets no detections and no count")
+        if not image_ids:
+            raise UserError(f"every image is too small for the detectors ({len(skipped)} skipped)", args.images,
+                            "--images")
         meta["file_names"] = {str(i): paths[i].name for i in image_ids}  # say which file each id is
+        if skipped:
+            meta["skipped_images"] = skipped
     device = _setup(args)
     dets = predict(args.model, image_ids, paths, args.out, device, args.batch_size, meta)
     print(f"{len(dets)} detection(s) on {len(image_ids)} image(s) -> {args.out}")

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from multirater.data.formats import IMPORT_FORMATS as FORMATS  # the registry: every format by name
+
 if TYPE_CHECKING:
     from multirater.data.importers.assembly import Imported
-
-FORMATS = ("multiorg", "napari-organoid-counter", "csv")
 
 
 def import_dataset(
