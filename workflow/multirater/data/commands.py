@@ -161,7 +161,7 @@ def _check(args: argparse.Namespace) -> int:
     from multirater.data.validation import check_images
 
     dataset = load_dataset(args.dataset)
-    check_images(dataset).raise_if_any()
+    check_images(dataset.images).raise_if_any()
     n_ann = {s: len(dataset.coco(s)["annotations"]) for s in dataset.sources}
     repeats = [f"{r} {len(dataset.repeat_image_ids(r))} images" for r in dataset.repeated_raters]
     raters = [f"{r} {len(dataset.rater_image_ids(r))}" for r in dataset.rater_names]

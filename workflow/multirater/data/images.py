@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,17 @@ import numpy as np
 from multirater.core.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image of the dataset, as its COCO record describes it."""
+
+    id: int
+    file_name: str
+    path: Path
+    width: int
+    height: int
 
 
 def load_image(path: str | Path) -> np.ndarray:
