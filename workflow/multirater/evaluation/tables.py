@@ -17,7 +17,7 @@ import numpy as np
 
 from multirater.evaluation.bootstrap import LOWER_IS_BETTER, check_paired, paired_difference
 from multirater.core.errors import UserError
-from multirater.core.files import read_json, write_text
+from multirater.core.files import read_json
 from multirater.selection.ranking import strategy_order
 
 TIDY_COLUMNS = ["kind", "size", "strategy", "config_id", "metric", "iou", "value", "mean", "std", "p2.5", "p97.5"]
@@ -79,7 +79,7 @@ def ensemble_key(data: dict[str, Any], path: str | Path) -> tuple[str, int]:
     return kind, size
 
 
-def _by_identity(files: list[str | Path], identify: Any) -> dict[tuple, dict[str, Any]]:
+def by_identity(files: list[str | Path], identify: Any) -> dict[tuple, dict[str, Any]]:
     """Metrics files keyed by their identity; two files measuring the same model or ensemble are an error."""
     out: dict[tuple, dict[str, Any]] = {}
     for path in files:
@@ -246,37 +246,3 @@ def lse_vs_rse(ensembles: dict[tuple[str, int], dict]) -> "pd.DataFrame":
             rows.append(row)
     return pd.DataFrame(rows, columns=columns)
 
-
-def write_tables(selection_path: str | Path, model_files: list[str | Path], ensemble_files: list[str | Path],
-                 out_dir: str | Path, label_set_files: list[str | Path] | None = None) -> list[Path]:
-    """Every table into ``out_dir``: metrics.csv, table1.{csv,md,tex}, significance.csv, lse_vs_rse.csv (from
-    the headline label set's ``model_files`` and ``ensemble_files``) and label_sets.csv (those, and
-    ``label_set_files``: the models and ensembles on the other test label sets)."""
-    from multirater.core.files import write_csv
-    from multirater.evaluation.label_set_table import label_set_table
-    from multirater.selection.ranking import read_selection
-
-    rows = read_selection(selection_path)
-    models = _by_identity(model_files, model_key)
-    ensembles = _by_identity(ensemble_files, ensemble_key)
-    chosen = {(r["strategy"], r["config_id"]) for r in rows if r["selected"]}
-    missing = sorted(chosen - set(models))
-    if missing:
-        raise UserError(f"no metrics file for selected model(s) {['/'.join(m) for m in missing]}", selection_path)
-    selected = {k: v for k, v in models.items() if k in chosen}
-    out = Path(out_dir)
-    t1 = table1(selected)
-    outputs = {
-        "metrics.csv": metrics_table(models, ensembles),
-        "table1.csv": t1,
-        "significance.csv": significance(selected),
-        "lse_vs_rse.csv": lse_vs_rse(ensembles),
-        "label_sets.csv": label_set_table([*model_files, *ensemble_files], label_set_files or []),
-    }
-    written = []
-    for name, frame in outputs.items():
-        write_csv(out / name, frame)
-        written.append(out / name)
-    write_text(out / "table1.md", table1_markdown(t1))
-    write_text(out / "table1.tex", table1_latex(t1))
-    return written + [out / "table1.md", out / "table1.tex"]
