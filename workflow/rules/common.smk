@@ -13,7 +13,7 @@ from multirater.calibration.approaches import (
     variant_names,
 )
 from multirater.config import SCHEMA_PATH
-from multirater.config.loading import apply_ensemble, load_workflow_config
+from multirater.workflow_config import apply_ensemble, load_workflow_config
 from multirater.core.errors import UserError
 from multirater.data.manifest import read_manifest
 from multirater.selection.members import read_members
@@ -29,7 +29,7 @@ def _yaml(data):
 
 try:
     # Snakemake's validate(config, schema) checks every key, the schema's defaults are filled in, and
-    # the cross-key rules follow (multirater.config.loading): a bad config is one line naming the key.
+    # the cross-key rules follow (multirater.workflow_config): a bad config is one line naming the key.
     _checked, RATERS, CONFIGS = load_workflow_config(dict(config), SCHEMA_PATH)
     # The files of results/sweep/, by name. The training rules read one file per configuration, never
     # the config itself; the file's text is a params value of the rule writing it, so only a change of
