@@ -194,7 +194,7 @@ def _calibration_figure(args: argparse.Namespace) -> int:
 
     from multirater.core.errors import UserError
     from multirater.figures.calibration_cost import NEEDED_COLUMNS, calibration_cost_figure
-    from multirater.figures.style import save_figure
+    from multirater.core.plot_style import save_figure
 
     try:
         table = pd.read_csv(args.table, keep_default_na=False, na_values=[""])

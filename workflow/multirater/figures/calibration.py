@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from multirater.figures.style import FULL_WIDTH_IN, STRATEGY_COLORS, apply_style
+from multirater.core.plot_style import FULL_WIDTH_IN, STRATEGY_COLORS, apply_style
 
 PRECISION_COLOR = "#0072B2"  # the paper's blue bars
 GAP_COLOR = "#D55E00"  # the paper's red gap bars

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from multirater.figures.style import FULL_WIDTH_IN, OKABE_ITO, STRATEGY_COLORS, apply_style
+from multirater.core.plot_style import FULL_WIDTH_IN, OKABE_ITO, STRATEGY_COLORS, apply_style
 
 NEEDED_COLUMNS = ("approach", "method", "target", "training_hours")
 APPROACH_COLORS = {"ls": STRATEGY_COLORS["LS"], "lse": STRATEGY_COLORS["LSE"], "rse": STRATEGY_COLORS["RSE"]}
