@@ -193,7 +193,7 @@ def _calibration_figure(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from multirater.core.errors import UserError
-    from multirater.figures.calibration_cost import NEEDED_COLUMNS, calibration_cost_figure
+    from multirater.calibration.cost_figure import NEEDED_COLUMNS, calibration_cost_figure
     from multirater.core.plot_style import save_figure
 
     try:
