@@ -94,7 +94,7 @@ def _keep_freed_memory() -> None:
 
 
 def _fuse(args: argparse.Namespace) -> int:
-    from multirater.ensembles.fusion import fuse
+    from multirater.core.fusion import fuse
     from multirater.io.detections import read_detections, write_detections
     from multirater.selection.members import check_member_detections
 
