@@ -27,7 +27,7 @@ from multirater.training.loop import run_training
 from multirater.training.signals import EXIT_PREEMPTED
 from multirater.training.schedule import LearningRate
 from multirater.training.settings import read_training_config, validate_model, validate_training
-from multirater.evaluation.validation_map import coco_map
+from multirater.training.validation_map import coco_map
 
 torch.set_num_threads(1)
 
