@@ -8,6 +8,7 @@ from typing import Any
 
 from multirater.config.schema import validate
 from multirater.core.errors import UserError
+from multirater.core.strategies import ensemble_kind
 
 
 def rater_names(config: dict[str, Any], file: str = "config") -> list[str]:
@@ -114,15 +115,16 @@ def apply_ensemble(config: dict[str, Any], raters: list[str], file: str = "confi
     if not Path(apply["images"]).is_dir():
         raise UserError(f"{apply['images']}: no such folder", file, "apply.images")
     kind = apply["kind"]
+    spec = ensemble_kind(kind, file, "apply.kind")
     size = max(config["ensembles"]["sizes"]) if apply["size"] is None else apply["size"]
-    if kind == "rse" and size % len(raters):
+    if spec.per_rater and size % len(raters):
         raise UserError(f"{size} is not divisible by the number of raters ({len(raters)}: {', '.join(raters)})",
                         file, "apply.size")
-    key = "ls" if kind == "lse" else "rs"
+    key = spec.members  # the selection key of the members' strategies
     selected = config["selection"][key]
-    per_source = size if kind == "lse" else size // len(raters)
+    per_source = spec.members_per_source(size, len(raters))
     if per_source > selected:
-        raise UserError(f"{kind.upper()}_{size} needs {per_source} selected models per source but only {selected} "
+        raise UserError(f"{spec.label}_{size} needs {per_source} selected models per source but only {selected} "
                         f"are selected (selection.{key})", file, "apply.size")
     return kind, size
 

@@ -15,6 +15,7 @@ from multirater.calibration.approaches import (
 from multirater.config import SCHEMA_PATH
 from multirater.workflow_config import apply_ensemble, load_workflow_config
 from multirater.core.errors import UserError
+from multirater.core.strategies import ENSEMBLE_KINDS, strategy_names
 from multirater.data.manifest import read_manifest
 from multirater.selection.members import read_members
 from multirater.training.sweep import configs_tsv, pretrain_config, training_config
@@ -49,8 +50,8 @@ config.clear()
 config.update(_checked)
 
 CONFIG_IDS = [c["config_id"] for c in CONFIGS]
-STRATEGIES = ["ls"] + [f"rs-{r}" for r in RATERS]
-KINDS = ["lse", "rse"]
+STRATEGIES = strategy_names(RATERS)
+KINDS = list(ENSEMBLE_KINDS)
 SIZES = sorted(config["ensembles"]["sizes"])
 SPLITS = sorted(set(config["prediction"]["splits"]) | {"test"})
 MANIFEST = config["dataset"]["manifest"]
@@ -62,7 +63,7 @@ wildcard_constraints:
     strategy="|".join(re.escape(s) for s in STRATEGIES),
     config_id="[0-9a-f]{8}",
     split="val|test",
-    kind="lse|rse",
+    kind="|".join(KINDS),
     size="[0-9]+",
     # where an ensemble lies: the experiment's (test set) or the apply target's (new images)
     stage="ensembles|apply|val_ensembles",
@@ -277,7 +278,7 @@ EVALUATED = {
 EVALUATED_SUBJECT = "|".join(
     [
         "models/({})/[0-9a-f]{{8}}".format("|".join(re.escape(s) for s in STRATEGIES)),
-        "ensembles/(lse|rse)/[0-9]+",
+        "ensembles/({})/[0-9]+".format("|".join(KINDS)),
         *map(re.escape, CALIBRATED_DETECTIONS),
     ]
 )

@@ -35,6 +35,7 @@ import numpy as np
 from multirater.core.boxes import iou_matrix
 from multirater.core.errors import UserError
 from multirater.core.matching import greedy_match
+from multirater.core.strategies import strategy_rater
 from multirater.data.dataset import Dataset
 from multirater.io.detections import Detections
 
@@ -194,12 +195,8 @@ def resolve_reference(detections: Detections, dataset: Dataset, reference: str |
     ``rs-<rater>`` (or ``rs:<rater>``) -> that rater; anything else (``ls``, an ensemble) -> ``majority``."""
     if reference not in (None, AUTO):
         return reference
-    strategy = model_strategy(detections) or ""
-    for prefix in ("rs-", "rs:"):
-        rater = strategy[len(prefix):]
-        if strategy.startswith(prefix) and rater in dataset.rater_names:
-            return rater
-    return MAJORITY
+    rater = strategy_rater(model_strategy(detections) or "")
+    return rater if rater is not None and rater in dataset.rater_names else MAJORITY
 
 
 def _check_iou(iou: float) -> None:

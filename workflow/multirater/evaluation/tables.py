@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from multirater.evaluation.bootstrap import LOWER_IS_BETTER, check_paired, paired_difference
 from multirater.core.errors import UserError
 from multirater.core.files import read_json
-from multirater.selection.ranking import strategy_order
+from multirater.core.strategies import ENSEMBLE_KINDS, LSE, RSE, strategy_label, strategy_order
+from multirater.evaluation.bootstrap import LOWER_IS_BETTER, check_paired, paired_difference
 
 TIDY_COLUMNS = ["kind", "size", "strategy", "config_id", "metric", "iou", "value", "mean", "std", "p2.5", "p97.5"]
 # The finite-sample D-ECE reference (metrics file's ``dece_reference``: the D-ECE a perfectly calibrated
@@ -74,8 +74,9 @@ def ensemble_key(data: dict[str, Any], path: str | Path) -> tuple[str, int]:
     """(kind, size) of an ensemble's metrics file, from its ``identity``."""
     identity = _identity(data, path)
     kind, size = identity.get("kind"), identity.get("size")
-    if kind not in ("lse", "rse") or isinstance(size, bool) or not isinstance(size, int):
-        raise UserError(f"must name an ensemble's 'kind' (lse or rse) and 'size', got {identity}", path, "identity")
+    if kind not in tuple(ENSEMBLE_KINDS) or isinstance(size, bool) or not isinstance(size, int):
+        raise UserError(f"must name an ensemble's 'kind' ({' or '.join(ENSEMBLE_KINDS)}) and 'size', got {identity}",
+                        path, "identity")
     return kind, size
 
 
@@ -122,7 +123,7 @@ def metrics_table(models: dict[tuple[str, str], dict], ensembles: dict[tuple[str
 
     rows = []
     for (kind, size), data in sorted(ensembles.items()):
-        rows += tidy_rows(data, kind=kind, size=size, strategy="ls" if kind == "lse" else "rs", config_id="")
+        rows += tidy_rows(data, kind=kind, size=size, strategy=ENSEMBLE_KINDS[kind].members, config_id="")
     for (strategy, cid), data in sorted(models.items(), key=lambda kv: (strategy_order(kv[0][0]), kv[0][1])):
         rows += tidy_rows(data, kind="single", size=1, strategy=strategy, config_id=cid)
     return pd.DataFrame(rows, columns=TIDY_COLUMNS + REFERENCE_COLUMNS)
@@ -141,10 +142,6 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted.tolist()
 
 
-def _label(strategy: str) -> str:
-    return "LS" if strategy == "ls" else f"RS ({strategy[len('rs-'):]})"
-
-
 def table1(selected: dict[tuple[str, str], dict]) -> "pd.DataFrame":
     """Table 1: mAP and mAR on the test set, mean and std (ddof=1) over each strategy's selected models."""
     import pandas as pd
@@ -152,7 +149,7 @@ def table1(selected: dict[tuple[str, str], dict]) -> "pd.DataFrame":
     rows = []
     for strategy in sorted({s for s, _ in selected}, key=strategy_order):
         files = [d for (s, _), d in sorted(selected.items()) if s == strategy]
-        row: dict[str, Any] = {"model": _label(strategy), "strategy": strategy, "n_models": len(files)}
+        row: dict[str, Any] = {"model": strategy_label(strategy), "strategy": strategy, "n_models": len(files)}
         for metric in ("mAP", "mAR"):
             values = np.array([_num(m["value"]) for d in files for m in d["metrics"] if m["metric"] == metric])
             row[f"{metric}_mean"] = float(values.mean()) if values.size else float("nan")
@@ -221,15 +218,16 @@ def lse_vs_rse(ensembles: dict[tuple[str, int], dict]) -> "pd.DataFrame":
     rows end with each ensemble's reference band (``ref_mean_lse`` ... ``ref_p97.5_rse``)."""
     import pandas as pd
 
-    references = [f"{c}_{kind}" for kind in ("lse", "rse") for c in REFERENCE_COLUMNS]
-    columns = ["size", "metric", "iou", *[c.replace("_a", "_lse").replace("_b", "_rse") for c in COMPARE_COLUMNS],
+    references = [f"{c}_{kind}" for kind in (LSE, RSE) for c in REFERENCE_COLUMNS]
+    columns = ["size", "metric", "iou", *[c.replace("_a", f"_{LSE}").replace("_b", f"_{RSE}") for c in COMPARE_COLUMNS],
                "significant", "better", *references]
+    labels = {kind: ENSEMBLE_KINDS[kind].label for kind in (LSE, RSE)}
     rows = []
     for size in sorted({s for _, s in ensembles}):
-        if ("lse", size) not in ensembles or ("rse", size) not in ensembles:
+        if (LSE, size) not in ensembles or (RSE, size) not in ensembles:
             continue
-        lse, rse = ensembles[("lse", size)], ensembles[("rse", size)]
-        check_paired(lse, rse, f"LSE {size}", f"RSE {size}")
+        lse, rse = ensembles[(LSE, size)], ensembles[(RSE, size)]
+        check_paired(lse, rse, f"{labels[LSE]} {size}", f"{labels[RSE]} {size}")
         for m in lse["metrics"]:
             key = metric_key(m)
             a, b = bootstrap_values(lse, key), bootstrap_values(rse, key)
@@ -237,11 +235,11 @@ def lse_vs_rse(ensembles: dict[tuple[str, int], dict]) -> "pd.DataFrame":
                 continue
             stats = paired_difference(a, b, key[0] in LOWER_IS_BETTER)
             row = {"size": size, "metric": key[0], "iou": key[1],
-                   **{k.replace("_a", "_lse").replace("_b", "_rse"): stats[k] for k in COMPARE_COLUMNS}}
+                   **{k.replace("_a", f"_{LSE}").replace("_b", f"_{RSE}"): stats[k] for k in COMPARE_COLUMNS}}
             row["significant"] = stats["p_value"] < ALPHA
             lse_better = stats["diff_mean"] < 0 if key[0] in LOWER_IS_BETTER else stats["diff_mean"] > 0
-            row["better"] = ("LSE" if lse_better else "RSE") if stats["diff_mean"] != 0 else "tie"
-            for kind, data in (("lse", lse), ("rse", rse)):
+            row["better"] = labels[LSE if lse_better else RSE] if stats["diff_mean"] != 0 else "tie"
+            for kind, data in ((LSE, lse), (RSE, rse)):
                 row.update({f"{c}_{kind}": v for c, v in reference_band(data, key[0]).items()})
             rows.append(row)
     return pd.DataFrame(rows, columns=columns)

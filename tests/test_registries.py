@@ -1,0 +1,90 @@
+"""Every list of names has one home, a registry. What the code does not derive from it, the workflow schema's
+enums and patterns, is kept equal to it here; the CLI's choices and the rules' wildcard constraints are derived
+from it (checked here too), and no rule spells a registry's names out again."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from multirater.cli import build_parser
+from multirater.config.schema import read_schema
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES = [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]
+
+
+def schema_node(*keys: str) -> dict:
+    """The schema of a config key (``"calibration", "headline", "approach"``), following ``$ref``s."""
+    schema = read_schema()
+    node = schema
+    for key in keys:
+        node = node["properties"][key]
+        while "$ref" in node:
+            node = schema["definitions"][node["$ref"].rsplit("/", 1)[1]]
+    return node
+
+
+def cli_choices(*path: str) -> list[str]:
+    """The choices of an option: ``cli_choices("members", "--kind")``, or of a nested command's option."""
+    parser = build_parser()
+    *commands, option = path
+    for command in commands:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[command]
+    action = next(a for a in parser._actions if option in a.option_strings)
+    return list(action.choices)
+
+
+def spelled_in_rules(names: list[str]) -> list[str]:
+    """The places where a rule file writes two of ``names`` as a regex alternation or list, e.g. ``lse|rse``."""
+    found = []
+    for path in RULES:
+        text = path.read_text()
+        for a in names:
+            for b in names:
+                if a != b and re.search(rf"\b{re.escape(a)}[\"']?\s*[|,]\s*[\"']?{re.escape(b)}\b", text):
+                    found.append(f"{path.name}: {a} .. {b}")
+    return found
+
+
+# --- strategies and ensemble kinds (multirater.core.strategies) ------------------------------------------
+
+def test_ensemble_kinds_are_the_schemas_and_the_clis():
+    from multirater.core.strategies import ENSEMBLE_KINDS
+
+    assert schema_node("apply", "kind")["enum"] == list(ENSEMBLE_KINDS)
+    assert cli_choices("members", "--kind") == list(ENSEMBLE_KINDS)
+    assert spelled_in_rules(list(ENSEMBLE_KINDS)) == []
+
+
+def test_the_headline_approach_pattern_accepts_exactly_the_approaches():
+    from multirater.calibration.approaches import approach_names
+
+    pattern = re.compile(schema_node("calibration", "headline", "approach")["pattern"])
+    for approach in approach_names(["a", "rater_2"]):
+        assert pattern.fullmatch(approach), approach
+    for other in ("union", "xse", "rs-", "rs:a", "LS"):
+        assert not pattern.fullmatch(other), other
+
+
+def test_strategies_and_kinds_by_hand():
+    from multirater.core.strategies import (
+        ENSEMBLE_KINDS, ensemble_of, strategy_label, strategy_names, strategy_order, strategy_rater,
+    )
+
+    assert strategy_names(["b", "a"]) == ["ls", "rs-b", "rs-a"]
+    assert [strategy_rater(s) for s in ("rs-b", "rs:b", "ls", "union")] == ["b", "b", None, None]
+    assert sorted(["rs-b", "ls", "rs-a"], key=strategy_order) == ["ls", "rs-a", "rs-b"]
+    assert [strategy_label(s) for s in ("ls", "rs-a")] == ["LS", "RS (a)"]
+    assert (ensemble_of("ls"), ensemble_of("rs-a")) == ("lse", "rse")
+    # LSE_6 takes the top 6 label-sampling models; RSE_6 of 3 raters the top 2 of each rater
+    assert ENSEMBLE_KINDS["lse"].members_per_source(6, 3) == 6 and ENSEMBLE_KINDS["rse"].members_per_source(6, 3) == 2
+
+
+def test_every_ensemble_kind_has_a_colour():
+    from multirater.core.plot_style import STRATEGY_COLORS
+    from multirater.core.strategies import ENSEMBLE_KINDS
+
+    assert all(spec.label in STRATEGY_COLORS for spec in ENSEMBLE_KINDS.values())
