@@ -88,3 +88,16 @@ def test_every_ensemble_kind_has_a_colour():
     from multirater.core.strategies import ENSEMBLE_KINDS
 
     assert all(spec.label in STRATEGY_COLORS for spec in ENSEMBLE_KINDS.values())
+
+
+# --- calibrator methods and targets (multirater.calibration.methods) -------------------------------------
+
+def test_calibrator_methods_and_targets_are_the_schemas_and_the_clis():
+    from multirater.calibration.methods import METHODS, TARGETS
+
+    definitions = read_schema()["definitions"]
+    assert definitions["calibration_method"]["enum"] == list(METHODS)
+    assert definitions["calibration_target"]["enum"] == list(TARGETS)
+    assert cli_choices("calibrate", "--method") == list(METHODS)
+    assert cli_choices("calibrate", "--target") == list(TARGETS)
+    assert spelled_in_rules(list(METHODS)) == [] and spelled_in_rules(list(TARGETS)) == []

@@ -4,11 +4,19 @@
 # evaluation settings (same bootstrap resamples: paired) and its expected counts checked against the test
 # labels; then one table (tables/calibration.csv) and Figure 5 (D-ECE against training cost).
 # Logic lives in multirater.calibration; the rules only connect files.
+from multirater.calibration.approaches import UNCALIBRATED
+from multirater.calibration.methods import METHODS, TARGETS
+
+# any registered method and target
+METHOD_NAMES = "|".join(map(re.escape, METHODS))
+TARGET_NAMES = "|".join(map(re.escape, TARGETS))
+
+
 wildcard_constraints:
     approach="|".join(re.escape(a) for a in approach_names(RATERS)),
-    method="logistic|temperature|isotonic|detection-aware",
-    target="hard|soft",
-    variant="uncalibrated|(logistic|temperature|isotonic|detection-aware)-(hard|soft)",
+    method=METHOD_NAMES,
+    target=TARGET_NAMES,
+    variant=f"{UNCALIBRATED}|({METHOD_NAMES})-({TARGET_NAMES})",
 
 
 localrules:
@@ -42,7 +50,9 @@ rule calibrate:
         iou=CALIBRATION["iou"],
         # the hard target's labels (only the validation images they cover); the soft target: each image's raters
         reference=lambda w: (
-            f"--reference {CALIBRATION['reference']}" if w.target == "hard" else ""
+            f"--reference {CALIBRATION['reference']}"
+            if TARGETS[w.target].reference
+            else ""
         ),
     shell:
         "multirater calibrate --detections {input.detections} --dataset {params.dataset}"

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from multirater.calibration.methods import target_spec
 from multirater.core.boxes import iou_matrix
 from multirater.core.errors import UserError
 from multirater.core.matching import greedy_match
@@ -39,7 +40,6 @@ from multirater.core.strategies import strategy_rater
 from multirater.data.dataset import Dataset
 from multirater.io.detections import Detections
 
-TARGETS = ("hard", "soft")
 MAJORITY = "majority"
 AUTO = "auto"
 
@@ -172,12 +172,10 @@ def _approach(detections: Detections) -> str:
 def targets(detections: Detections, dataset: Dataset, target: str, reference: str | None, iou: float,
             detections_name: str) -> Targets:
     """The hard or soft target of the detections it applies to (``reference`` is used by the hard target only)."""
-    if target == "soft":
-        return Targets.of_every_detection(soft_targets(detections, dataset, iou, detections_name),
-                                          len(detections.image_ids))
-    if target == "hard":
+    if target_spec(target).reference:
         return _hard(detections, dataset, resolve_reference(detections, dataset, reference), iou, detections_name)
-    raise UserError(f"unknown target {target!r} (known: {', '.join(TARGETS)})", None, "target")
+    return Targets.of_every_detection(soft_targets(detections, dataset, iou, detections_name),
+                                      len(detections.image_ids))
 
 
 def model_strategy(detections: Detections) -> str | None:
