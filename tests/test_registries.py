@@ -101,3 +101,14 @@ def test_calibrator_methods_and_targets_are_the_schemas_and_the_clis():
     assert cli_choices("calibrate", "--method") == list(METHODS)
     assert cli_choices("calibrate", "--target") == list(TARGETS)
     assert spelled_in_rules(list(METHODS)) == [] and spelled_in_rules(list(TARGETS)) == []
+
+
+# --- synthetic rater presets (multirater.data.synthetic.presets) -----------------------------------------
+
+def test_rater_presets_are_the_schemas_and_the_clis():
+    from multirater.data.synthetic.presets import PRESETS
+
+    assert read_schema()["definitions"]["rater_preset"]["enum"] == list(PRESETS)
+    assert schema_node("dataset", "synthetic", "preset")["enum"] == list(PRESETS)  # through the $ref
+    assert schema_node("evidence", "presets")["items"]["$ref"] == "#/definitions/rater_preset"
+    assert cli_choices("synth", "--preset") == list(PRESETS)
