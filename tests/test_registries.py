@@ -112,3 +112,15 @@ def test_rater_presets_are_the_schemas_and_the_clis():
     assert schema_node("dataset", "synthetic", "preset")["enum"] == list(PRESETS)  # through the $ref
     assert schema_node("evidence", "presets")["items"]["$ref"] == "#/definitions/rater_preset"
     assert cli_choices("synth", "--preset") == list(PRESETS)
+
+
+# --- importer formats (multirater.data.importers) --------------------------------------------------------
+
+def test_import_formats_are_the_clis_and_each_has_its_reader():
+    from multirater.data.importers import FORMATS
+
+    assert cli_choices("import", "--format") == list(FORMATS)
+    for name, spec in FORMATS.items():
+        reader = spec.reader()
+        assert callable(reader.collect_with_skipped), name
+        assert hasattr(reader, "collect_published") == spec.published, name
