@@ -124,3 +124,24 @@ def test_import_formats_are_the_clis_and_each_has_its_reader():
         reader = spec.reader()
         assert callable(reader.collect_with_skipped), name
         assert hasattr(reader, "collect_published") == spec.published, name
+
+
+# --- metrics (multirater.evaluation.metrics) -------------------------------------------------------------
+
+def test_evaluate_writes_exactly_the_registered_metrics():
+    from multirater.evaluation.evaluate import evaluate
+    from multirater.evaluation.metrics import LOWER_IS_BETTER, METRICS
+    from multirater.io.detections import parse_detections
+
+    gt = {"images": [{"id": 1, "width": 64, "height": 64}], "categories": [{"id": 1, "name": "o"}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 10, 10], "area": 100,
+                           "iscrowd": 0}]}
+    detections = parse_detections({"image_ids": [1], "detections": [
+        {"image_id": 1, "category_id": 1, "bbox": [4, 4, 10, 10], "score": 0.9}]})
+    records = evaluate(gt, detections, iou_thresholds=(0.5, 0.75), bootstrap=0, dece_reference_draws=0)["metrics"]
+    written = [(r["metric"], r["iou"]) for r in records]
+    expected = [(name, iou) for name, metric in METRICS.items()
+                for iou in ((0.5, 0.75) if metric.per_iou else (None,))]
+    assert sorted(written, key=str) == sorted(expected, key=str)
+    # D-ECE is an error (Campi et al.); the COCO metrics are scores
+    assert "D-ECE" in LOWER_IS_BETTER and not LOWER_IS_BETTER & {n for n, m in METRICS.items() if m.coco}

@@ -19,14 +19,13 @@ from typing import Any
 import numpy as np
 
 from multirater.core.assignment import PairedDetections, ground_truth_pairs, match_detections
-from multirater.core.coco_ap import (
-    AP50_INDEX, AP75_INDEX, COCO_IOUS, average_precision, curves, mean_valid, resampled_ap_ar,
-)
+from multirater.core.coco_ap import COCO_IOUS, average_precision, curves, mean_valid, resampled_ap_ar
 from multirater.core.errors import UserError
 from multirater.core.ground_truth import GroundTruth, parse_ground_truth
 from multirater.evaluation.bootstrap import resample_counts, resample_indices, summarize
 from multirater.evaluation.dece import box_features, dece, dece_bins, resampled_dece
 from multirater.evaluation.dece_reference import dece_reference
+from multirater.evaluation.metrics import METRICS
 from multirater.evaluation.reliability import reliability
 from multirater.evaluation.settings import DECE_REFERENCE_DRAWS, check_settings
 from multirater.io.detections import Detections
@@ -122,9 +121,11 @@ def _coco_records(gt: GroundTruth, dets: PairedDetections, flags: np.ndarray, ma
     if counts is not None:
         ap_boot, ar_boot = resampled_ap_ar(gt, dets, flags, max_dets, indices, counts)
     records = []
-    for name, thresholds in (("mAP", slice(None)), ("AP50", slice(AP50_INDEX, AP50_INDEX + 1)),
-                             ("AP75", slice(AP75_INDEX, AP75_INDEX + 1)), ("mAR", slice(None))):
-        value, boot = (ar, ar_boot) if name == "mAR" else (ap, ap_boot)
+    for name, metric in METRICS.items():
+        if metric.coco is None:
+            continue
+        value, boot = (ar, ar_boot) if metric.coco.recall else (ap, ap_boot)
+        thresholds = metric.coco.thresholds
         records.append({"metric": name, "iou": None,
                         **summarize(mean_valid(value[:, thresholds])[0],
                                     None if boot is None else mean_valid(boot[:, thresholds]))})

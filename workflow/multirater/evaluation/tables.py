@@ -18,7 +18,8 @@ import numpy as np
 from multirater.core.errors import UserError
 from multirater.core.files import read_json
 from multirater.core.strategies import ENSEMBLE_KINDS, LSE, RSE, strategy_label, strategy_order
-from multirater.evaluation.bootstrap import LOWER_IS_BETTER, check_paired, paired_difference
+from multirater.evaluation.bootstrap import check_paired, paired_difference
+from multirater.evaluation.metrics import LOWER_IS_BETTER, METRICS
 
 TIDY_COLUMNS = ["kind", "size", "strategy", "config_id", "metric", "iou", "value", "mean", "std", "p2.5", "p97.5"]
 # The finite-sample D-ECE reference (metrics file's ``dece_reference``: the D-ECE a perfectly calibrated
@@ -99,7 +100,7 @@ def _num(value: Any) -> float:
 def reference_band(data: dict[str, Any], metric: str) -> dict[str, float]:
     """``ref_mean``, ``ref_p2.5``, ``ref_p97.5`` of a D-ECE row: the file's finite-sample reference (the same
     for every IoU: it depends on the scores only); NaN for other metrics or a file without one."""
-    reference = data.get("dece_reference") if metric == "D-ECE" else None
+    reference = data.get("dece_reference") if metric in METRICS and METRICS[metric].reference else None
     if not isinstance(reference, dict):
         return {column: float("nan") for column in REFERENCE_COLUMNS}
     return {column: _num(reference.get(column[len("ref_"):])) for column in REFERENCE_COLUMNS}
