@@ -145,3 +145,19 @@ def test_evaluate_writes_exactly_the_registered_metrics():
     assert sorted(written, key=str) == sorted(expected, key=str)
     # D-ECE is an error (Campi et al.); the COCO metrics are scores
     assert "D-ECE" in LOWER_IS_BETTER and not LOWER_IS_BETTER & {n for n, m in METRICS.items() if m.coco}
+
+
+# --- the other lists the schema and the CLI spell: kept equal to the code's own tuple ---------------------
+
+def test_fusion_evaluation_and_sweep_settings_are_the_codes():
+    from multirater.core.fusion import MERGES, SCORE_NORMS
+    from multirater.evaluation.settings import DECE_FEATURES, MATCHINGS
+    from multirater.training.sweep import DISTRIBUTIONS
+
+    assert schema_node("fusion", "score_norm")["enum"] == cli_choices("fuse", "--score-norm") == list(SCORE_NORMS)
+    assert schema_node("fusion", "merge")["enum"] == cli_choices("fuse", "--merge") == list(MERGES)
+    assert schema_node("evaluation", "matching")["enum"] == cli_choices("evaluate", "--matching") == list(MATCHINGS)
+    assert schema_node("evaluation", "dece_features")["items"]["enum"] == cli_choices("evaluate", "--dece-features") \
+        == list(DECE_FEATURES)
+    random_space = schema_node("sweep", "random", "space")["additionalProperties"]
+    assert random_space["propertyNames"]["enum"] == list(DISTRIBUTIONS)
