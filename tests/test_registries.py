@@ -161,3 +161,27 @@ def test_fusion_evaluation_and_sweep_settings_are_the_codes():
         == list(DECE_FEATURES)
     random_space = schema_node("sweep", "random", "space")["additionalProperties"]
     assert random_space["propertyNames"]["enum"] == list(DISTRIBUTIONS)
+
+
+# --- an ensemble's files (multirater.ensembles.files) ----------------------------------------------------
+
+def _code_strings(path: Path) -> list[str]:
+    """The string constants of a module's code, docstrings left out."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
+                  and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+
+
+def test_the_fused_file_is_spelled_once():
+    package = ROOT / "workflow" / "multirater"
+    spelled = [str(p.relative_to(package)) for p in sorted(package.rglob("*.py"))
+               if any("fused.json" in s for s in _code_strings(p))]
+    assert spelled == ["ensembles/files.py"]
+    rules = [p.name for p in RULES if any("fused.json" in line for line in p.read_text().splitlines()
+                                          if not line.lstrip().startswith("#"))]
+    assert rules == []

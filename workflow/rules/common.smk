@@ -17,6 +17,10 @@ from multirater.workflow_config import apply_ensemble, load_workflow_config
 from multirater.core.errors import UserError
 from multirater.core.strategies import ENSEMBLE_KINDS, strategy_names
 from multirater.data.manifest import read_manifest
+from multirater.ensembles.files import APPLY as APPLY_STAGE
+from multirater.ensembles.files import TEST as TEST_STAGE
+from multirater.ensembles.files import VALIDATION as VALIDATION_STAGE
+from multirater.ensembles.files import fused_file
 from multirater.selection.members import read_members
 from multirater.training.sweep import configs_tsv, pretrain_config, training_config
 
@@ -66,7 +70,7 @@ wildcard_constraints:
     kind="|".join(KINDS),
     size="[0-9]+",
     # where an ensemble lies: the experiment's (test set) or the apply target's (new images)
-    stage="ensembles|apply|val_ensembles",
+    stage="|".join([TEST_STAGE, APPLY_STAGE, VALIDATION_STAGE]),
 
 
 # --- the dataset and its test label sets ---------------------------------------------------------
@@ -238,7 +242,7 @@ APPROACH_FILES = ApproachFiles(
     R,
     max(SIZES),
     lambda kind: checkpoints.members.get(
-        stage="ensembles", kind=kind, size=max(SIZES)
+        stage=TEST_STAGE, kind=kind, size=max(SIZES)
     ).output[0],
 )
 if CALIBRATION["enabled"]:
@@ -269,7 +273,7 @@ EVALUATED = {
         for c in CONFIG_IDS
     },
     **{
-        f"ensembles/{k}/{n}": f"{R}/ensembles/{k}/{n}/fused.json"
+        f"ensembles/{k}/{n}": fused_file(R, TEST_STAGE, k, n)
         for k in KINDS
         for n in SIZES
     },
@@ -317,7 +321,7 @@ def subject_label_set(subject):
     return HEADLINE_LABEL_SET, subject
 
 
-FUSED = expand(f"{R}/ensembles/{{kind}}/{{size}}/fused.json", kind=KINDS, size=SIZES)
+FUSED = expand(fused_file(R, TEST_STAGE, "{kind}", "{size}"), kind=KINDS, size=SIZES)
 TABLES = [
     f"{R}/tables/{name}"
     for name in (
@@ -373,9 +377,9 @@ ALL_OUTPUTS = [
 # --- ensembles: members are known once selection.csv exists (the members rule is a checkpoint) ----
 # Where the members' detections lie: the test predictions, or the apply target's folder predictions.
 MEMBER_DETECTIONS = {
-    "ensembles": f"{R}/predictions/test",
-    "apply": f"{R}/apply/predictions",
-    "val_ensembles": f"{R}/predictions/val",  # the same ensembles on validation (calibration)
+    TEST_STAGE: f"{R}/predictions/test",
+    APPLY_STAGE: f"{R}/apply/predictions",
+    VALIDATION_STAGE: f"{R}/predictions/val",  # the same ensembles on validation (calibration)
 }
 
 

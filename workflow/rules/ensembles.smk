@@ -34,7 +34,7 @@ rule fuse:
         members=f"{R}/{{stage}}/{{kind}}/{{size}}/members.json",
         detections=member_detections,
     output:
-        f"{R}/{{stage}}/{{kind}}/{{size}}/fused.json",
+        fused_file(R, "{stage}", "{kind}", "{size}"),
     log:
         f"{R}/logs/{{stage}}/{{kind}}/{{size}}/fuse.log",
     benchmark:

@@ -16,6 +16,7 @@ from typing import Any
 
 from multirater.core.errors import UserError
 from multirater.core.strategies import ENSEMBLE_KINDS
+from multirater.ensembles.files import TEST, fused_file
 
 CELL_CONFIG = "config.yaml"
 RUN_RECORD = "run.json"
@@ -62,8 +63,7 @@ def cell_files(folder: str | Path, sizes: list[int], calibration: bool = False) 
         "metrics": str(results / "tables" / "metrics.csv"),
         "lse_vs_rse": str(results / "tables" / "lse_vs_rse.csv"),
         "agreement": str(results / "agreement" / "f1_vs_iou.csv"),
-        **{f"{kind}_fused": str(results / "ensembles" / kind / str(max(sizes)) / "fused.json")
-           for kind in ENSEMBLE_KINDS},
+        **{f"{kind}_fused": fused_file(results, TEST, kind, max(sizes)) for kind in ENSEMBLE_KINDS},
         "run": str(Path(folder) / RUN_RECORD),
     }
 

@@ -19,6 +19,7 @@ import numpy as np
 from multirater.core.errors import UserError
 from multirater.core.files import read_json, read_yaml
 from multirater.core.strategies import LSE, RSE
+from multirater.ensembles.files import TEST, fused_file
 from multirater.evidence.design import CELL_CONFIG, RESULTS
 
 SUMMARY_COLUMNS = ["preset", "data_seed", "size", "metric", "iou", "lse", "rse", "difference", "diff_p2.5",
@@ -118,7 +119,7 @@ def cell_row(folder: str | Path) -> dict[str, Any]:
     single = metrics[metrics["kind"] == "single"]
     ap50 = single.loc[single["metric"] == "AP50", "value"].to_numpy(float)
     size = int(metrics.loc[metrics["kind"] == RSE, "size"].max())
-    lse, rse = (_read_fused(results / "ensembles" / kind / str(size) / "fused.json") for kind in (LSE, RSE))
+    lse, rse = (_read_fused(Path(fused_file(results, TEST, kind, size))) for kind in (LSE, RSE))
     return {"preset": preset, "data_seed": seed,
             "inter_f1": _agreement(results / "agreement" / "f1_vs_iou.csv", "inter"),
             "intra_f1": _agreement(results / "agreement" / "f1_vs_iou.csv", "intra"),
