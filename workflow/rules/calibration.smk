@@ -88,7 +88,8 @@ rule recalibrate:
 # metrics/calibration/<approach>/<variant>.json, same settings and resamples as every other file.
 
 
-# Do the expected counts (sum of scores) hold on the test images? Against the consensus boxes.
+# Do the expected counts (sum of scores) hold on the test images? Against the boxes of the headline test
+# label set (evaluation.label_set: consensus by default, e.g. majority for MultiOrg).
 rule count_accuracy:
     input:
         dataset=DATASET_INPUT,
@@ -106,7 +107,7 @@ rule count_accuracy:
         mem_mb=2000,
         runtime=10,
     params:
-        gt=CONSENSUS,
+        gt=HEADLINE_GT,
         threshold=APPLY["threshold"],
     shell:
         "multirater count-accuracy --detections {input.detections} --gt {params.gt}"

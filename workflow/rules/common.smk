@@ -94,7 +94,6 @@ else:
 LABEL_SETS = list(LABEL_SET_FILES)
 HEADLINE_LABEL_SET = config["evaluation"]["label_set"]
 HEADLINE_GT = LABEL_SET_FILES[HEADLINE_LABEL_SET]
-CONSENSUS = HEADLINE_GT  # the name calibration.smk reads the headline ground truth by
 
 
 # --- the base model -----------------------------------------------------------------------------

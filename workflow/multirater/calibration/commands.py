@@ -37,7 +37,7 @@ def _positive(text: str) -> float:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("calibrate", help="fit a post-hoc calibrator on validation detections")
     p.add_argument("--detections", required=True, help="validation detections file (raw scores)")
-    p.add_argument("--dataset", required=True, help="dataset.yaml: the raters' (and consensus) labels")
+    p.add_argument("--dataset", required=True, help="dataset.yaml: the raters' labels and the test label sets")
     p.add_argument("--method", required=True, choices=list(METHODS),
                    help="logistic (Platt on logit(score)), temperature, isotonic, or detection-aware "
                    "(logistic on logit(score) and the relative box centre and size)")
@@ -69,7 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     truth.add_argument("--gt", default=None, help="COCO file whose boxes are the true counts")
     truth.add_argument("--dataset", default=None, help="dataset.yaml; the true counts are --reference's boxes")
     p.add_argument("--reference", default="consensus",
-                   help="with --dataset: a rater or consensus (default consensus)")
+                   help="with --dataset: a rater or a test label set, e.g. consensus or majority (default "
+                   "consensus)")
     p.add_argument("--threshold", type=_probability, default=0.5,
                    help="score at or above which a detection is counted in the thresholded count (default 0.5)")
     p.add_argument("--z", type=_positive, default=1.96, help="interval E +/- z sd (default 1.96, nominal 95 %%)")

@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_split)
 
     p = subparsers.add_parser("import",
-                              help="convert multiorg / napari-organoid-counter / csv annotations into a dataset")
+                              help=f"convert {' / '.join(IMPORT_FORMATS)} annotations into a dataset")
     p.add_argument("--format", required=True, choices=list(IMPORT_FORMATS))
     p.add_argument("--images", required=True,
                    help="folder of the images (PNG, TIFF, JPEG; nested folders too); multiorg without --labels: "

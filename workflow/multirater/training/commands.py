@@ -37,11 +37,17 @@ def register(subparsers: Any) -> None:
                    help="also write DIR/<config_id>.yaml per configuration and DIR/pretrain.yaml")
     p.set_defaults(func=_sweep)
 
-    for name, helptext in (("pretrain", "train the base detector on the union of all raters' labels"),
+    pretrain_help = ("train the base detector on a base dataset of its own, never the experiment's (each image's "
+                     "target: every rater's boxes together)")
+    for name, helptext in (("pretrain", pretrain_help),
                            ("train", "train one detector (strategy x configuration) into a model folder")):
-        p = subparsers.add_parser(name, help=helptext)
-        p.add_argument("--dataset", required=True, help="dataset.yaml")
-        p.add_argument("--splits", required=True, help="splits.json")
+        p = subparsers.add_parser(name, help=helptext, description=helptext)
+        base = name == "pretrain"
+        p.add_argument("--dataset", required=True,
+                       help="the base dataset's dataset.yaml (dataset.base_manifest or the generated one)" if base
+                       else "dataset.yaml")
+        p.add_argument("--splits", required=True,
+                       help="the base dataset's own train/validation split (base_split)" if base else "splits.json")
         if name == "train":
             p.add_argument("--strategy", required=True, help="ls, rs-<rater> or rs:<rater>")
             p.add_argument("--base", default=None, help="base checkpoint (overrides model.base_checkpoint)")
