@@ -46,7 +46,7 @@ rule calibrate:
         mem_mb=2000,
         runtime=10,
     params:
-        dataset=DATASET,
+        dataset=dataset_file(),
         iou=CALIBRATION["iou"],
         # the hard target's labels (only the validation images they cover); the soft target: each image's raters
         reference=lambda w: (
@@ -78,7 +78,7 @@ rule recalibrate:
         mem_mb=2000,
         runtime=10,
     params:
-        dataset=DATASET,
+        dataset=dataset_file(),
     shell:
         "multirater recalibrate --calibrator {input.calibrator} --detections {input.detections}"
         " --dataset {params.dataset} --out {output} > {log} 2>&1"

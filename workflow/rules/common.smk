@@ -78,12 +78,11 @@ wildcard_constraints:
 # one. The headline label set (evaluation.label_set, resolved and checked with the config above) is
 # the one of the headline metrics, tables and figures; the others are evaluated beside it.
 if MANIFEST is None:
-    DATASET_INPUT = f"{R}/data/synthetic"  # a directory() output of the synth rule
-    DATASET = f"{R}/data/synthetic/dataset.yaml"
+    # a directory() output of the synth rule; dataset_file gives the rules its dataset.yaml
+    DATASET_INPUT = f"{R}/data/synthetic"
     LABEL_SET_FILES = {"consensus": f"{R}/data/synthetic/consensus.json"}
 else:
     DATASET_INPUT = MANIFEST
-    DATASET = MANIFEST
     try:
         LABEL_SET_FILES = {
             name: str(path)
@@ -100,22 +99,19 @@ HEADLINE_GT = LABEL_SET_FILES[HEADLINE_LABEL_SET]
 if BASE_CHECKPOINT is None:
     # The pretrain job's status is tracked; its checkpoint is not, so deleting checkpoints never
     # retrains (keep models/pretrain/best.pt if you will add configurations later).
+    # (base_weights: the best.pt beside it)
     BASE_INPUT = f"{R}/models/pretrain/status.json"
-    BASE = f"{R}/models/pretrain/best.pt"
     # The pretrain job learns from a dataset of its own, never the experiment's labels: the user's
     # dataset.base_manifest, or generated images labelled by the simulated detector (synth_base).
     # (With the user's own data and neither, the config check above has stopped the run.)
     if BASE_MANIFEST is None:
-        # a directory() output of the synth_base rule
+        # a directory() output of the synth_base rule (dataset_file)
         BASE_DATASET_INPUT = f"{R}/data/base"
-        BASE_DATASET = f"{R}/data/base/dataset.yaml"
     else:
         BASE_DATASET_INPUT = BASE_MANIFEST
-        BASE_DATASET = BASE_MANIFEST
     BASE_SPLITS = f"{R}/data/base_splits.json"
 else:
     BASE_INPUT = BASE_CHECKPOINT
-    BASE = BASE_CHECKPOINT
 
 # One model's folder (status.json, best.pt, last.pt, metrics.csv).
 MODEL_DIR = f"{R}/models/{{strategy}}/{{config_id}}"
@@ -139,6 +135,26 @@ def input_folder(key):
 def output_stem(key):
     """Params function: output ``key`` without its suffix (a figure command writes STEM.png and STEM.pdf)."""
     return lambda wildcards, output: str(Path(_pick(output, key)).with_suffix(""))
+
+
+def dataset_file(key="dataset", generated=MANIFEST is None):
+    """Params function: the dataset.yaml of the rule's input ``key``: inside that folder when the workflow
+    generated the dataset (``generated``; the base dataset: BASE_MANIFEST is None), else the user's file.
+    Derived from the input, so it follows the input wherever Snakemake puts it (remote storage).
+    """
+
+    def path(wildcards, input):
+        given = str(_pick(input, key))
+        return f"{given}/dataset.yaml" if generated else given
+
+    return path
+
+
+def base_weights(wildcards, input):
+    """Params function: the base model's weights, from the rule's ``base`` input: the pretrain job's best.pt
+    beside its status.json, or the configured base checkpoint itself."""
+    base = Path(input.base)
+    return str(base.with_name("best.pt")) if BASE_CHECKPOINT is None else str(base)
 
 
 # --- resources ----------------------------------------------------------------------------------
