@@ -59,7 +59,7 @@ KINDS = list(ENSEMBLE_KINDS)
 SIZES = sorted(config["ensembles"]["sizes"])
 SPLITS = sorted(set(config["prediction"]["splits"]) | {"test"})
 MANIFEST = config["dataset"]["manifest"]
-BASE_CHECKPOINT = (config["model"] or {}).get("base_checkpoint")
+BASE_CHECKPOINT = (config.get("model") or {}).get("base_checkpoint")
 BASE_MANIFEST = config["dataset"]["base_manifest"]
 
 
