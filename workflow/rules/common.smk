@@ -57,7 +57,12 @@ CONFIG_IDS = [c["config_id"] for c in CONFIGS]
 STRATEGIES = strategy_names(RATERS)
 KINDS = list(ENSEMBLE_KINDS)
 SIZES = sorted(config["ensembles"]["sizes"])
-SPLITS = sorted(set(config["prediction"]["splits"]) | {"test"})
+# the splits every model predicts: the configured ones, test, and val when calibrators are fitted on it
+SPLITS = sorted(
+    set(config["prediction"]["splits"])
+    | {"test"}
+    | ({"val"} if config["calibration"]["enabled"] else set())
+)
 MANIFEST = config["dataset"]["manifest"]
 BASE_CHECKPOINT = (config.get("model") or {}).get("base_checkpoint")
 BASE_MANIFEST = config["dataset"]["base_manifest"]
@@ -260,9 +265,6 @@ APPROACH_FILES = ApproachFiles(
         stage=TEST_STAGE, kind=kind, size=max(SIZES)
     ).output[0],
 )
-if CALIBRATION["enabled"]:
-    # calibrators are fitted on validation detections
-    SPLITS = sorted(set(SPLITS) | {"val"})
 # Calibrated test detections, evaluated like every other detections file (evaluate_detections).
 CALIBRATED_DETECTIONS = {
     f"calibration/{a}/{v}": f"{R}/calibration/{a}/{v}/test.json"
