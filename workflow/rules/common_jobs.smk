@@ -27,24 +27,27 @@ def output_stem(key):
     return lambda wildcards, output: str(Path(_pick(output, key)).with_suffix(""))
 
 
-def dataset_file(key="dataset", generated=MANIFEST is None):
-    """Params function: the dataset.yaml of the rule's input ``key``: inside that folder when the workflow
-    generated the dataset (``generated``; the base dataset: BASE_MANIFEST is None), else the user's file.
-    Derived from the input, so it follows the input wherever Snakemake puts it (remote storage).
+def dataset_file(dataset_input=DATASET_INPUT, generated=MANIFEST is None):
+    """Params function: the dataset.yaml of a dataset input: inside the folder when the workflow generated
+    the dataset (``generated``; the base dataset: BASE_MANIFEST is None), else the user's file itself.
+
+    A function of the wildcards: Snakemake records its value with the job, as it did the plain path this
+    replaced (a function of ``input`` would not be recorded, and results made before would rerun), and
+    --lint no longer sees a param repeating an input's path (a user's manifest is both).
     """
-
-    def path(wildcards, input):
-        given = str(_pick(input, key))
-        return f"{given}/dataset.yaml" if generated else given
-
-    return path
+    path = f"{dataset_input}/dataset.yaml" if generated else dataset_input
+    return lambda wildcards: path
 
 
-def base_weights(wildcards, input):
-    """Params function: the base model's weights, from the rule's ``base`` input: the pretrain job's best.pt
-    beside its status.json, or the configured base checkpoint itself."""
-    base = Path(input.base)
-    return str(base.with_name("best.pt")) if BASE_CHECKPOINT is None else str(base)
+def base_weights(wildcards):
+    """Params function: the base model's weights: the pretrain job's best.pt beside its status.json (BASE_INPUT),
+    or the configured base checkpoint itself (recorded with the job, as ``dataset_file``).
+    """
+    return (
+        str(Path(BASE_INPUT).with_name("best.pt"))
+        if BASE_CHECKPOINT is None
+        else BASE_CHECKPOINT
+    )
 
 
 # --- resources ----------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ if BASE_CHECKPOINT is None:
             mem_mb=2000,
             runtime=10,
         params:
-            dataset=dataset_file(generated=BASE_MANIFEST is None),
+            dataset=dataset_file(BASE_DATASET_INPUT, generated=BASE_MANIFEST is None),
             val_fraction=config["splits"]["val_fraction"],
             seed=config["splits"]["seed"],
         shell:

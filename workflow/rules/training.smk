@@ -48,7 +48,7 @@ if BASE_CHECKPOINT is None:
         resources:
             **TRAIN_RESOURCES,
         params:
-            dataset=dataset_file(generated=BASE_MANIFEST is None),
+            dataset=dataset_file(BASE_DATASET_INPUT, generated=BASE_MANIFEST is None),
             out=output_folder(),
         shell:
             "multirater pretrain --dataset {params.dataset} --splits {input.splits}"
