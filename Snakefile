@@ -1,5 +1,6 @@
 # multirater: multi-rater annotations -> calibrated detectors (Campi et al.), end to end.
-# Stages live in workflow/rules/*.smk; every rule calls the `multirater` CLI.
+# Stages live in workflow/rules/*.smk; their rules call the `multirater` CLI, except sweep_file and
+# evidence_config (they write a text the workflow made at parse time) and figure_agreement (a copy).
 from snakemake.utils import min_version
 
 min_version("9.0")

@@ -181,7 +181,8 @@ def test_apply_commands_do_not_import_heavy_libraries():
 
 def test_apply_ensemble_defaults_to_the_largest_size(tmp_path):
     from multirater.config import SCHEMA_PATH
-    from multirater.config.loading import apply_ensemble, validate
+    from multirater.config.schema import validate
+    from multirater.workflow_config import apply_ensemble
     from multirater.core.errors import UserError
 
     (tmp_path / "new").mkdir()

@@ -176,7 +176,7 @@ def test_members_come_best_ranked_first():
 ])
 def test_calibration_config_errors_name_the_key(section, message):
     from multirater.config import SCHEMA_PATH
-    from multirater.config.loading import validate
+    from multirater.config.schema import validate
 
     config = validate({**json.loads(json.dumps(CONFIG)), "calibration": {"enabled": True, **section}}, SCHEMA_PATH)
     with pytest.raises(UserError) as err:
@@ -186,7 +186,7 @@ def test_calibration_config_errors_name_the_key(section, message):
 
 def test_shipped_configs_calibrate():
     from multirater.config import SCHEMA_PATH
-    from multirater.config.loading import validate
+    from multirater.config.schema import validate
 
     for name in ("config.yaml", "paper.yaml", "evidence.yaml", "multiorg.yaml"):
         config = validate(yaml.safe_load((Path(__file__).parents[1] / "config" / name).read_text()), SCHEMA_PATH)

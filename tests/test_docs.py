@@ -96,7 +96,7 @@ def flatten(values: dict, prefix: str) -> dict[str, object]:
 
 
 def test_the_configuration_page_gives_the_loaders_defaults():
-    from multirater.config.loading import validate
+    from multirater.config.schema import validate
     from multirater.training.settings import defaults
 
     loaded = flatten(validate({}, SCHEMA_PATH), "")

@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from multirater.config import SCHEMA_PATH
-from multirater.config.loading import load_workflow_config, validate
+from multirater.config.schema import validate
 from multirater.core.errors import UserError
+from multirater.workflow_config import load_workflow_config
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {

@@ -13,8 +13,8 @@ from pycocotools import mask as mask_utils
 from multirater.io.detections import Detections
 from multirater.core.errors import UserError
 from multirater.core.boxes import iou_matrix
-from multirater.ensembles.fusion import fuse, group_members
-from multirater.ensembles.pairs import linked_pairs
+from multirater.core.fusion import fuse, group_members
+from multirater.core.fusion_pairs import linked_pairs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from baseline_fusion import fuse_plain  # noqa: E402
@@ -218,7 +218,7 @@ def _cluster_models(rng, n_models, n_objects):
 @pytest.mark.parametrize("path", ["rounds", "one at a time"])
 @pytest.mark.parametrize("seed", range(4))
 def test_rounds_and_one_group_at_a_time_both_follow_the_rule(monkeypatch, path, seed):
-    import multirater.ensembles.grouping as grouping
+    import multirater.core.fusion_grouping as grouping
 
     monkeypatch.setattr(grouping, "_SEQUENTIAL_BELOW", 0 if path == "rounds" else 10**9)
     rng = np.random.default_rng(seed)

@@ -20,8 +20,9 @@ import yaml
 from multiorg_fixture import LABEL_SETS, write_multiorg
 from multirater.cli import main
 from multirater.config import SCHEMA_PATH
-from multirater.config.loading import headline_label_set, load_workflow_config, validate
+from multirater.config.schema import validate
 from multirater.core.errors import UserError
+from multirater.workflow_config import headline_label_set, load_workflow_config
 from test_workflow import REPO, planned_jobs, snakemake
 
 ANNOTATORS = ["Annotator_A", "Annotator_B"]

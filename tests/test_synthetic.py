@@ -299,9 +299,10 @@ def test_schema_offers_the_library_rater_models():
     from multirater.data.synthetic import DEFAULT_PRESET, PRESETS
     from multirater.data.synthetic.presets import SETTING_RANGES
 
-    synthetic = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["dataset"]["properties"]["synthetic"]
-    props = synthetic["properties"]
-    assert props["preset"]["enum"] == list(PRESETS) and props["preset"]["default"] == DEFAULT_PRESET
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    props = schema["properties"]["dataset"]["properties"]["synthetic"]["properties"]
+    assert props["preset"]["$ref"] == "#/definitions/rater_preset" and props["preset"]["default"] == DEFAULT_PRESET
+    assert schema["definitions"]["rater_preset"]["enum"] == list(PRESETS)
     assert props["repeat_images"]["default"] == 0 and props["rater_styles"]["default"] is None
     settings = props["rater_styles"]["items"]["properties"]
     assert list(settings) == list(SETTING_RANGES)

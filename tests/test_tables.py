@@ -13,7 +13,8 @@ from multirater.cli import main
 from multirater.core.errors import UserError
 from multirater.selection.ranking import rank_models, write_selection
 from multirater.evaluation.bootstrap import paired_difference
-from multirater.evaluation.tables import holm, write_tables
+from multirater.evaluation.table_files import write_tables
+from multirater.evaluation.tables import holm
 
 SETTINGS = {"gt": "consensus.json", "seed": 0, "bootstrap": 4, "iou_thresholds": [0.5, 0.75], "bins": 10}
 

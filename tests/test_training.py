@@ -27,7 +27,7 @@ from multirater.training.loop import run_training
 from multirater.training.signals import EXIT_PREEMPTED
 from multirater.training.schedule import LearningRate
 from multirater.training.settings import read_training_config, validate_model, validate_training
-from multirater.evaluation.validation_map import coco_map
+from multirater.training.validation_map import coco_map
 
 torch.set_num_threads(1)
 
@@ -402,7 +402,7 @@ def test_settings_defaults_are_the_documented_ones():
 def test_a_bad_setting_is_the_same_error_in_the_workflow_and_in_a_training_config_file(tmp_path, section, values, item,
                                                                                         words):
     from multirater.config import SCHEMA_PATH
-    from multirater.config.loading import validate
+    from multirater.config.schema import validate
 
     with pytest.raises(UserError) as workflow_error:
         validate({section: values}, SCHEMA_PATH)
@@ -430,7 +430,7 @@ def test_bad_training_config_file_names_the_key(tmp_path, data, item):
 
 def test_workflow_rejects_max_size_below_min_size():
     from multirater.config import SCHEMA_PATH
-    from multirater.config.loading import validate
+    from multirater.config.schema import validate
 
     with pytest.raises(UserError, match="model.max_size: must be >= min_size"):
         validate({"model": {"min_size": 300}}, SCHEMA_PATH)  # max_size keeps its default, 256

@@ -88,7 +88,7 @@ def write_config(path: Path, **changes) -> Path:
 ])
 def test_bad_config_is_one_error_naming_the_key(changes, message):
     from multirater.config import SCHEMA_PATH
-    from multirater.config.loading import load_workflow_config
+    from multirater.workflow_config import load_workflow_config
     from multirater.core.errors import UserError
 
     config = json.loads(json.dumps({**CONFIG, **changes}))
@@ -107,7 +107,8 @@ def test_snakemake_stops_on_a_bad_config_with_that_message(tmp_path):
 
 def test_shipped_configs_are_valid_and_match_the_paper_design():
     from multirater.config import SCHEMA_PATH
-    from multirater.config.loading import check_design, validate
+    from multirater.config.schema import validate
+    from multirater.workflow_config import check_design
     from multirater.training.sweep import expand_sweep
 
     paper = validate(yaml.safe_load((REPO / "config" / "paper.yaml").read_text()), SCHEMA_PATH)

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from multirater.config import SCHEMA_PATH
-from multirater.config.loading import load_workflow_config
+from multirater.workflow_config import load_workflow_config
 from multirater.slurm.nodes import minutes
 
 from .slurm_helpers import (MODEL_RULES, PARTITION, cluster_node, group_listings, mem_mb, model_of, rule_of, rules_of,

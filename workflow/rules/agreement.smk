@@ -39,7 +39,7 @@ rule agreement_stage:
         mem_mb=2000,
         runtime=30,
     params:
-        dataset=DATASET,
+        dataset=dataset_file(),
         out_dir=output_folder("counts"),
     shell:
         "multirater agreement --dataset {params.dataset} --out {params.out_dir} > {log} 2>&1"

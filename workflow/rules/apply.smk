@@ -33,7 +33,7 @@ rule apply_predict:
 
 rule apply_count:
     input:
-        f"{R}/apply/{{kind}}/{{size}}/fused.json",
+        fused_file(R, APPLY_STAGE, "{kind}", "{size}"),
     output:
         f"{R}/apply/{{kind}}/{{size}}/counts.csv",
     log:

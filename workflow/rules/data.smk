@@ -66,7 +66,7 @@ if BASE_CHECKPOINT is None:
     # The pretrain job's own train/validation split of the base dataset.
     rule base_split:
         input:
-            BASE_DATASET_INPUT,
+            dataset=BASE_DATASET_INPUT,
         output:
             BASE_SPLITS,
         log:
@@ -80,7 +80,7 @@ if BASE_CHECKPOINT is None:
             mem_mb=2000,
             runtime=10,
         params:
-            dataset=BASE_DATASET,
+            dataset=dataset_file(BASE_DATASET_INPUT, generated=BASE_MANIFEST is None),
             val_fraction=config["splits"]["val_fraction"],
             seed=config["splits"]["seed"],
         shell:
@@ -90,7 +90,7 @@ if BASE_CHECKPOINT is None:
 
 rule check:
     input:
-        DATASET_INPUT,
+        dataset=DATASET_INPUT,
     output:
         f"{R}/data/check.txt",
     log:
@@ -104,7 +104,7 @@ rule check:
         mem_mb=2000,
         runtime=30,
     params:
-        dataset=DATASET,
+        dataset=dataset_file(),
     shell:
         "multirater check --dataset {params.dataset} > {output} 2> {log}"
 
@@ -126,7 +126,7 @@ rule split:
         mem_mb=2000,
         runtime=10,
     params:
-        dataset=DATASET,
+        dataset=dataset_file(),
         val_fraction=config["splits"]["val_fraction"],
         seed=config["splits"]["seed"],
     shell:

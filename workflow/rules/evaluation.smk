@@ -1,5 +1,6 @@
-# Stage 5: every single model and every ensemble on every test label set, with the same bootstrap
-# resamples (same seed), then the tidy tables and the paired comparisons.
+# Stage 5: every single model and every ensemble on every test label set (calibrated detections: on the
+# headline label set), with the same bootstrap resamples (same seed), then the tidy tables and the
+# paired comparisons.
 
 
 # One rule for every detections file and label set: metrics/models/<strategy>/<config_id>.json from a

@@ -18,9 +18,14 @@ REVIEW_SUBJECT = REVIEW_SUBJECTS[-1]
 REVIEW_FILES = ["images.csv", "boxes.csv", "contact_sheet.png"]
 # input and params functions (multirater.review.workflow_files); apply's config errors as one line
 REVIEW_DETECTIONS = lambda w: workflow_error_of(
-    review_detections, w.subject, config, RATERS, APPROACH_FILES, R
+    review_detections,
+    w.subject,
+    config,
+    lambda: apply_ensemble(config, RATERS),
+    APPROACH_FILES,
+    R,
 )
-REVIEW_IMAGES = lambda w: review_images_flag(w.subject, config, DATASET)
+REVIEW_IMAGES = lambda w: review_images_flag(w.subject, config, dataset_file()(w))
 
 
 wildcard_constraints:

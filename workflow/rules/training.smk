@@ -30,7 +30,7 @@ rule sweep_file:
 
 if BASE_CHECKPOINT is None:
 
-    # The base model learns from the base dataset (BASE_DATASET, common.smk), never the experiment's.
+    # The base model learns from the base dataset (BASE_DATASET_INPUT, common.smk), never the experiment's.
     rule pretrain:
         input:
             dataset=BASE_DATASET_INPUT,
@@ -48,7 +48,7 @@ if BASE_CHECKPOINT is None:
         resources:
             **TRAIN_RESOURCES,
         params:
-            dataset=BASE_DATASET,
+            dataset=dataset_file(BASE_DATASET_INPUT, generated=BASE_MANIFEST is None),
             out=output_folder(),
         shell:
             "multirater pretrain --dataset {params.dataset} --splits {input.splits}"
@@ -74,8 +74,8 @@ rule train:
     resources:
         **TRAIN_RESOURCES,
     params:
-        dataset=DATASET,
-        base=BASE,
+        dataset=dataset_file(),
+        base=base_weights,
         out=output_folder(),
     shell:
         "multirater train --dataset {params.dataset} --splits {input.splits}"
@@ -101,7 +101,7 @@ rule predict:
     resources:
         **PREDICT_RESOURCES,
     params:
-        dataset=DATASET,
+        dataset=dataset_file(),
         model=input_folder("status"),
     shell:
         "multirater predict --model {params.model} --dataset {params.dataset}"

@@ -24,7 +24,8 @@ def skipped_images(meta: dict) -> dict[str, str]:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "count",
-        help="per-image object counts from calibrated detections: expected count (sum of scores) and its std",
+        help="per-image object counts of detections: expected count (sum of scores, an estimate when the scores "
+        "are calibrated) and its std",
     )
     p.add_argument("--detections", required=True, help="detections file (a fused ensemble or one model's)")
     p.add_argument("--out", required=True, help="counts.csv to write, one row per image")

@@ -31,12 +31,12 @@ from typing import Any
 
 from multirater.calibration.approaches import UNCALIBRATED, approach_of
 from multirater.core.errors import UserError
+from multirater.core.strategies import ENSEMBLE_KINDS, strategy_order
 from multirater.evaluation.bootstrap import check_paired, paired_difference
 from multirater.evaluation.counts import read_count_accuracy
 from multirater.evaluation.tables import bootstrap_values, read_metrics
-from multirater.selection.ranking import strategy_order
 
-KIND_ORDER = {"single": 0, "lse": 1, "rse": 2}
+KIND_ORDER = {"single": 0, **{kind: k for k, kind in enumerate(ENSEMBLE_KINDS, start=1)}}
 
 
 def benchmark_seconds(path: str | Path) -> float | None:

@@ -57,8 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_split)
 
     p = subparsers.add_parser("import",
-                              help="convert multiorg / napari-organoid-counter / csv annotations into a dataset")
-    p.add_argument("--format", required=True, choices=IMPORT_FORMATS)
+                              help=f"convert {' / '.join(IMPORT_FORMATS)} annotations into a dataset")
+    p.add_argument("--format", required=True, choices=list(IMPORT_FORMATS))
     p.add_argument("--images", required=True,
                    help="folder of the images (PNG, TIFF, JPEG; nested folders too); multiorg without --labels: "
                         "the unpacked MultiOrg download, holding train/ and test/")
@@ -162,7 +162,7 @@ def _check(args: argparse.Namespace) -> int:
     from multirater.data.validation import check_images
 
     dataset = load_dataset(args.dataset)
-    check_images(dataset).raise_if_any()
+    check_images(dataset.images).raise_if_any()
     n_ann = {s: len(dataset.coco(s)["annotations"]) for s in dataset.sources}
     repeats = [f"{r} {len(dataset.repeat_image_ids(r))} images" for r in dataset.repeated_raters]
     raters = [f"{r} {len(dataset.rater_image_ids(r))}" for r in dataset.rater_names]

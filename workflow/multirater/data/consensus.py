@@ -4,7 +4,7 @@ The rule, on the images every chosen label set lists, per image and category:
 
 1. each label set is one "model" whose boxes all score 1, taken in the order of the label sets given and,
    within a set, of its file;
-2. the boxes are grouped with the paper's complete-linkage rule (``multirater.ensembles.fusion``): the first
+2. the boxes are grouped with the paper's complete-linkage rule (``multirater.core.fusion``): the first
    remaining box opens a group, which takes, one at a time, the box from a set not yet in it whose minimum
    IoU with every member is largest, while that minimum is >= ``iou`` (0.5);
 3. a group is kept when more than half of the K sets have a box in it (2 of 3, 2 of 2, 3 of 4, ...);
@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from multirater.core.errors import UserError
-from multirater.ensembles.fusion import fuse
+from multirater.core.fusion import fuse
 from multirater.io.detections import Detections
 
 MAJORITY = "majority"  # the label set's name where the importer adds it

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 
@@ -25,6 +26,17 @@ class AnnotationFormat:
     imports: bool  # `multirater import --format NAME` reads it into a dataset
     writer: str | None = None  # "module:function" that `multirater export --format NAME` writes with
     target_kind: str | None = None  # what export's --out is: "folder" or "file"
+    # its reader module in multirater.data.importers (``collect_with_skipped(labels, errors, consensus, axes)``
+    # reads a folder of label files); ``published``: the module also reads a published download that keeps
+    # the labels beside the images (``collect_published``)
+    reader_module: str | None = None
+    published: bool = False
+
+    def reader(self) -> ModuleType:
+        """The importer module that reads this format."""
+        if self.reader_module is None:
+            raise ValueError(f"{self.name} is not an import format")
+        return importlib.import_module(f"multirater.data.importers.{self.reader_module}")
 
     def export_writer(self) -> Callable[..., str]:
         """The function that writes detections in this format."""
@@ -36,16 +48,19 @@ class AnnotationFormat:
 
 
 FORMATS: dict[str, AnnotationFormat] = {f.name: f for f in (
-    AnnotationFormat("multiorg", "MultiOrg: {id: four [row, col] corners} per image and label set", imports=True),
+    AnnotationFormat("multiorg", "MultiOrg: {id: four [row, col] corners} per image and label set", imports=True,
+                     reader_module="multiorg", published=True),
     AnnotationFormat(
         "napari-organoid-counter",
         "napari-organoid-counter: one JSON per image, {id: {box_id, x1, x2, y1, y2, confidence, scale_x, scale_y, "
         "label}} with x the row axis",
         imports=True,
+        reader_module="napari_organoid_counter",
         writer="multirater.data.importers.napari_organoid_counter:write_detections",
         target_kind="folder",
     ),
-    AnnotationFormat("csv", "the reference code's CSV: one file per image, x1, y1, x2, y2, annotator", imports=True),
+    AnnotationFormat("csv", "the reference code's CSV: one file per image, x1, y1, x2, y2, annotator", imports=True,
+                     reader_module="csv_files"),
     AnnotationFormat(
         "coco",
         "a COCO results file: [{image_id, category_id, bbox [x, y, w, h], score}]",

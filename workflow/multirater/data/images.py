@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,17 @@ def too_small_problem(width: int, height: int) -> str | None:
     if min(width, height) < MIN_IMAGE_SIDE_PX:
         return f"image is {width}x{height} px, smaller than the {MIN_IMAGE_SIDE_PX} px a side the detectors can use"
     return None
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image of the dataset, as its COCO record describes it."""
+
+    id: int
+    file_name: str
+    path: Path
+    width: int
+    height: int
 
 
 def load_image(path: str | Path) -> np.ndarray:

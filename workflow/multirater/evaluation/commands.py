@@ -112,7 +112,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _tables(args: argparse.Namespace) -> int:
-    from multirater.evaluation.tables import write_tables
+    from multirater.evaluation.table_files import write_tables
 
     for path in write_tables(args.selection, args.models, args.ensembles, args.out_dir, args.label_sets):
         print(f"wrote {path}")

@@ -1,9 +1,9 @@
 """Evaluation of a detections file against a COCO ground truth: the metrics-file dict
 (docs/file-contracts.md) with mAP, AP50, AP75, mAR, D-ECE and reliability data, each with bootstrap resamples.
 
-- mAP, AP50, AP75 and mAR equal pycocotools COCOeval (bbox, area "all", maxDets = ``max_dets``): ``coco.py``.
+- mAP, AP50, AP75 and mAR equal pycocotools COCOeval (bbox, area "all", maxDets = ``max_dets``): ``core.coco_ap``.
 - D-ECE over all detections of the test images (``dece.py``), matched with ``matching`` (``greedy`` = COCO's
-  rule, ``hungarian`` = maximum total IoU) at each IoU threshold (``assignment.py``).
+  rule, ``hungarian`` = maximum total IoU) at each IoU threshold (``core.assignment``).
 - Bootstrap: matching is done once per image; a resample only reweights images by how often they were drawn.
 - D-ECE reference (``dece_reference.py``): the D-ECE of a perfectly calibrated detector with the same scores on
   these images (mean and 95 % range of ``dece_reference_draws`` draws), once per evaluation, as the IoU
@@ -18,15 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from multirater.core.assignment import PairedDetections, ground_truth_pairs, match_detections
+from multirater.core.coco_ap import COCO_IOUS, average_precision, curves, mean_valid, resampled_ap_ar
 from multirater.core.errors import UserError
-from multirater.evaluation.assignment import PairedDetections, ground_truth_pairs, match_detections
+from multirater.core.ground_truth import GroundTruth, parse_ground_truth
 from multirater.evaluation.bootstrap import resample_counts, resample_indices, summarize
-from multirater.evaluation.coco import (
-    AP50_INDEX, AP75_INDEX, COCO_IOUS, average_precision, curves, mean_valid, resampled_ap_ar,
-)
 from multirater.evaluation.dece import box_features, dece, dece_bins, resampled_dece
 from multirater.evaluation.dece_reference import dece_reference
-from multirater.evaluation.ground_truth import GroundTruth, parse_ground_truth
+from multirater.evaluation.metrics import METRICS
 from multirater.evaluation.reliability import reliability
 from multirater.evaluation.settings import DECE_REFERENCE_DRAWS, check_settings
 from multirater.io.detections import Detections
@@ -122,9 +121,11 @@ def _coco_records(gt: GroundTruth, dets: PairedDetections, flags: np.ndarray, ma
     if counts is not None:
         ap_boot, ar_boot = resampled_ap_ar(gt, dets, flags, max_dets, indices, counts)
     records = []
-    for name, thresholds in (("mAP", slice(None)), ("AP50", slice(AP50_INDEX, AP50_INDEX + 1)),
-                             ("AP75", slice(AP75_INDEX, AP75_INDEX + 1)), ("mAR", slice(None))):
-        value, boot = (ar, ar_boot) if name == "mAR" else (ap, ap_boot)
+    for name, metric in METRICS.items():
+        if metric.coco is None:
+            continue
+        value, boot = (ar, ar_boot) if metric.coco.recall else (ap, ap_boot)
+        thresholds = metric.coco.thresholds
         records.append({"metric": name, "iou": None,
                         **summarize(mean_valid(value[:, thresholds])[0],
                                     None if boot is None else mean_valid(boot[:, thresholds]))})

@@ -49,7 +49,7 @@ def _summarize(args: argparse.Namespace) -> int:
     from multirater.evidence.design import RUN_RECORD
     from multirater.evidence.figure import evidence_figure
     from multirater.evidence.summary import write_summary
-    from multirater.figures.style import save_figure
+    from multirater.core.plot_style import save_figure
 
     tables = write_summary(args.cells, args.out)
     paths = [*tables, *save_figure(evidence_figure(pd.read_csv(tables[0])), Path(args.out) / "fig_evidence")]

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from multirater.core.errors import UserError
+from multirater.core.strategies import ENSEMBLE_KINDS
+from multirater.ensembles.files import TEST, fused_file
 
 CELL_CONFIG = "config.yaml"
 RUN_RECORD = "run.json"
@@ -61,8 +63,7 @@ def cell_files(folder: str | Path, sizes: list[int], calibration: bool = False) 
         "metrics": str(results / "tables" / "metrics.csv"),
         "lse_vs_rse": str(results / "tables" / "lse_vs_rse.csv"),
         "agreement": str(results / "agreement" / "f1_vs_iou.csv"),
-        "lse_fused": str(results / "ensembles" / "lse" / str(max(sizes)) / "fused.json"),
-        "rse_fused": str(results / "ensembles" / "rse" / str(max(sizes)) / "fused.json"),
+        **{f"{kind}_fused": fused_file(results, TEST, kind, max(sizes)) for kind in ENSEMBLE_KINDS},
         "run": str(Path(folder) / RUN_RECORD),
     }
 

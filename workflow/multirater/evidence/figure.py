@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from multirater.core.errors import UserError
-from multirater.figures.style import FULL_WIDTH_IN, OKABE_ITO, apply_style
+from multirater.core.plot_style import FULL_WIDTH_IN, OKABE_ITO, apply_style
 
 
 def evidence_figure(summary: "Any") -> "Any":

@@ -18,6 +18,8 @@ import numpy as np
 
 from multirater.core.errors import UserError
 from multirater.core.files import read_json, read_yaml
+from multirater.core.strategies import LSE, RSE
+from multirater.ensembles.files import TEST, fused_file
 from multirater.evidence.design import CELL_CONFIG, RESULTS
 
 SUMMARY_COLUMNS = ["preset", "data_seed", "size", "metric", "iou", "lse", "rse", "difference", "diff_p2.5",
@@ -61,7 +63,7 @@ def summary_rows(folder: str | Path) -> list[dict[str, Any]]:
     rows = []
     for _, c in comparison.iterrows():
         value = {}
-        for kind in ("lse", "rse"):
+        for kind in (LSE, RSE):
             match = metrics[(metrics["kind"] == kind) & (metrics["size"] == c["size"])
                             & (metrics["metric"] == c["metric"]) & _same_iou(metrics["iou"], c["iou"])]
             if len(match) != 1:
@@ -69,8 +71,8 @@ def summary_rows(folder: str | Path) -> list[dict[str, Any]]:
                                 tables / "metrics.csv")
             value[kind] = float(match["value"].iloc[0])
         rows.append({"preset": preset, "data_seed": seed, "size": int(c["size"]), "metric": c["metric"],
-                     "iou": c["iou"], "lse": value["lse"], "rse": value["rse"],
-                     "difference": value["lse"] - value["rse"], "diff_p2.5": c["diff_p2.5"],
+                     "iou": c["iou"], LSE: value[LSE], RSE: value[RSE],
+                     "difference": value[LSE] - value[RSE], "diff_p2.5": c["diff_p2.5"],
                      "diff_p97.5": c["diff_p97.5"], "p_value": c["p_value"],
                      **{k: c.get(k, np.nan) for k in SUMMARY_COLUMNS[11:]}})
     return rows
@@ -116,8 +118,8 @@ def cell_row(folder: str | Path) -> dict[str, Any]:
     metrics = _read_csv(results / "tables" / "metrics.csv")
     single = metrics[metrics["kind"] == "single"]
     ap50 = single.loc[single["metric"] == "AP50", "value"].to_numpy(float)
-    size = int(metrics.loc[metrics["kind"] == "rse", "size"].max())
-    lse, rse = (_read_fused(results / "ensembles" / kind / str(size) / "fused.json") for kind in ("lse", "rse"))
+    size = int(metrics.loc[metrics["kind"] == RSE, "size"].max())
+    lse, rse = (_read_fused(Path(fused_file(results, TEST, kind, size))) for kind in (LSE, RSE))
     return {"preset": preset, "data_seed": seed,
             "inter_f1": _agreement(results / "agreement" / "f1_vs_iou.csv", "inter"),
             "intra_f1": _agreement(results / "agreement" / "f1_vs_iou.csv", "intra"),

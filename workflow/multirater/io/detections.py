@@ -278,7 +278,8 @@ def _file_chunks(detections: Detections) -> Iterator[bytes]:
     meta = _encode(detections.meta)
     image_ids = orjson.dumps(np.asarray(detections.image_ids, dtype=np.int64).tolist())
     yield b'{"format":' + orjson.dumps(FORMAT) + b',"image_ids":' + image_ids + b',"detections":['
-    layout = record_layout(detections, _CORE)
+    layout = record_layout(detections.image_id, detections.category_id, detections.boxes, detections.scores,
+                           detections.extra, _CORE)
     for start in range(0, len(detections), _WRITE_SLICE):
         stop = min(start + _WRITE_SLICE, len(detections))
         items = records_text(layout, start, stop) if layout else _encode(detections.to_records(start, stop))[1:-1]

@@ -70,7 +70,7 @@ def caption(row: pd.Series, models: dict[str, int]) -> str:
 
 def write_contact_sheet(path: Path, top: pd.DataFrame, files: ImageFiles, models: dict[str, int]) -> None:
     """Draw the rows of ``top`` (boxes.csv's first K rows) into the PNG ``path``."""
-    from multirater.figures.style import apply_style
+    from multirater.core.plot_style import apply_style
 
     apply_style()
     import matplotlib.pyplot as plt

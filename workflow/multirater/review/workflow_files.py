@@ -4,11 +4,12 @@ calibrated headline approach when calibration is on, else the apply ensemble (``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from multirater.calibration.approach_files import ApproachFiles
 from multirater.calibration.approaches import headline
-from multirater.config.loading import apply_ensemble
+from multirater.ensembles.files import APPLY, TEST, fused_file
 
 SUBJECTS = ("test", "apply")
 
@@ -19,20 +20,21 @@ def review_subjects(config: dict[str, Any]) -> list[str]:
     return ["test", "apply"] if config["apply"]["images"] else ["test"]
 
 
-def review_detections(subject: str, config: dict[str, Any], raters: list[str], files: ApproachFiles,
-                      results: str) -> str:
-    """The detections file a subject reviews."""
+def review_detections(subject: str, config: dict[str, Any], apply_target: Callable[[], tuple[str, int]],
+                      files: ApproachFiles, results: str) -> str:
+    """The detections file a subject reviews; ``apply_target()`` is the apply ensemble's (kind, size), checked
+    (``multirater.workflow_config.apply_ensemble``)."""
     if config["calibration"]["enabled"]:
         approach, variant = headline(config)
         if subject == "apply":
             return f"{results}/apply/{approach}/{variant}/detections.json"
         return files.test_detections(approach, variant)
     if subject == "apply":
-        kind, size = apply_ensemble(config, raters)
-        return f"{results}/apply/{kind}/{size}/fused.json"
+        kind, size = apply_target()
+        return fused_file(results, APPLY, kind, size)
     apply, sizes = config["apply"], config["ensembles"]["sizes"]
     size = apply["size"] if apply["size"] in sizes else max(sizes)
-    return f"{results}/ensembles/{apply['kind']}/{size}/fused.json"
+    return fused_file(results, TEST, apply["kind"], size)
 
 
 def review_images_flag(subject: str, config: dict[str, Any], dataset: str) -> str:

@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from multirater.core.errors import UserError
+from multirater.core.strategies import LS, RS, UNION, strategy_rater
 
 if TYPE_CHECKING:
     from multirater.training.labels import Strategy
@@ -36,11 +37,17 @@ def register(subparsers: Any) -> None:
                    help="also write DIR/<config_id>.yaml per configuration and DIR/pretrain.yaml")
     p.set_defaults(func=_sweep)
 
-    for name, helptext in (("pretrain", "train the base detector on the union of all raters' labels"),
+    pretrain_help = ("train the base detector on a base dataset of its own, never the experiment's (each image's "
+                     "target: every rater's boxes together)")
+    for name, helptext in (("pretrain", pretrain_help),
                            ("train", "train one detector (strategy x configuration) into a model folder")):
-        p = subparsers.add_parser(name, help=helptext)
-        p.add_argument("--dataset", required=True, help="dataset.yaml")
-        p.add_argument("--splits", required=True, help="splits.json")
+        p = subparsers.add_parser(name, help=helptext, description=helptext)
+        base = name == "pretrain"
+        p.add_argument("--dataset", required=True,
+                       help="the base dataset's dataset.yaml (dataset.base_manifest or the generated one)" if base
+                       else "dataset.yaml")
+        p.add_argument("--splits", required=True,
+                       help="the base dataset's own train/validation split (base_split)" if base else "splits.json")
         if name == "train":
             p.add_argument("--strategy", required=True, help="ls, rs-<rater> or rs:<rater>")
             p.add_argument("--base", default=None, help="base checkpoint (overrides model.base_checkpoint)")
@@ -72,14 +79,13 @@ def parse_strategy(token: str, rater_names: list[str]) -> "Strategy":
     """The --strategy value: ``ls``, ``union``, ``rs-<rater>`` or ``rs:<rater>``, for a rater of the dataset."""
     from multirater.training.labels import Strategy
 
-    if token in ("ls", "union"):
+    rater = strategy_rater(token)
+    if rater is not None:
+        if rater not in rater_names:
+            raise UserError(f"unknown rater {rater!r}; the dataset's raters are {rater_names}", None, "--strategy")
+        return Strategy(RS, rater)
+    if token in (LS, UNION):
         return Strategy(token)
-    for prefix in ("rs-", "rs:"):
-        if token.startswith(prefix):
-            rater = token[len(prefix):]
-            if rater not in rater_names:
-                raise UserError(f"unknown rater {rater!r}; the dataset's raters are {rater_names}", None, "--strategy")
-            return Strategy("rs", rater)
     raise UserError(f"must be 'ls' or 'rs-<rater>' (raters: {rater_names}), got {token!r}", None, "--strategy")
 
 
@@ -105,7 +111,7 @@ def _train(args: argparse.Namespace) -> int:
     config = read_training_config(args.config)
     dataset = load_dataset(args.dataset)
     splits = read_splits(args.splits, dataset)
-    strategy = parse_strategy("union" if args.pretrain else args.strategy, dataset.rater_names)
+    strategy = parse_strategy(UNION if args.pretrain else args.strategy, dataset.rater_names)
     device = _setup(args)
     return run_training(dataset, splits, strategy, config, args.out, device, getattr(args, "base", None))
 

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 import torch
 
 from multirater.core.errors import UserError
+from multirater.core.strategies import RS
 from multirater.data.dataset import Dataset
 from multirater.training.augment import Augment
 from multirater.training.checkpoints import file_digest, resumable_checkpoint, run_fingerprint
@@ -98,7 +99,7 @@ def strategy_images(strategy: Strategy, coverage: RaterCoverage,
     """The training and validation images of a strategy: a rater-specific model's are those of the
     split its rater labelled; label sampling and union use every image of the split."""
     train_ids, val_ids = list(splits["train"]), list(splits["val"])
-    if strategy.kind != "rs":
+    if strategy.kind != RS:
         return train_ids, val_ids
     mine = [[i for i in ids if coverage.labelled(strategy.rater, i)] for ids in (train_ids, val_ids)]
     for ids, split in zip(mine, ("train", "val")):

@@ -28,15 +28,15 @@ import torch
 
 from multirater.core.errors import UserError
 from multirater.data.dataset import Dataset
-from multirater.evaluation.validation_map import coco_map
+from multirater.io.status import write_status
 from multirater.training.checkpoints import rng_state, save_checkpoint, set_rng_state
 from multirater.training.job import TrainingJob, prepare_job
 from multirater.training.labels import Strategy, epoch_order, validation_sources
 from multirater.training.prediction import detect, detect_large, to_xywh
 from multirater.training.progress import Progress, write_metrics_csv
 from multirater.training.signals import EXIT_PREEMPTED, Preempted, StopSignals
-from multirater.io.status import write_status
 from multirater.training.status import Diverged, outcome
+from multirater.training.validation_map import coco_map
 
 # With mixed precision a few overflowing steps are normal (the grad scaler skips them); this many in
 # a row means the run has diverged.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from multirater.data.formats import IMPORT_FORMATS as FORMATS  # the registry: every format by name
+from multirater.data.formats import FORMATS, IMPORT_FORMATS  # the registry: every format by name
 
 if TYPE_CHECKING:
     from multirater.data.importers.assembly import Imported
@@ -35,34 +35,28 @@ def import_dataset(
     label set ``majority`` (``multirater.data.consensus``).
     """
     from multirater.core.errors import ErrorCollector, UserError
-    from multirater.data.importers import csv_files, multiorg, napari_organoid_counter
     from multirater.data.importers.assembly import write_imported_dataset
 
-    if fmt not in FORMATS:
-        raise UserError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})", None, "format")
+    if not isinstance(fmt, str) or fmt not in IMPORT_FORMATS:
+        raise UserError(f"unknown format {fmt!r} (known: {', '.join(IMPORT_FORMATS)})", None, "format")
+    reader = FORMATS[fmt].reader()
     out = Path(out)
     name = name or out.name
     errors = ErrorCollector()
     if labels is None:
-        if fmt != "multiorg":
+        if not FORMATS[fmt].published:
             raise UserError(f"the {fmt} format needs the folder of label files", None, "labels")
         if consensus_labels is not None:
             raise UserError("MultiOrg as published holds its test labels beside the test images", None,
                             "consensus_labels")
-        published = multiorg.collect_published(Path(images), errors)
+        published = reader.collect_published(Path(images), errors)
         errors.raise_if_any()
         return write_imported_dataset(out, Path(images), published.raters, published.label_sets, name,
                                       coverage="partial", images=published.images, majority=majority)
 
-    skipped = 0
-    if fmt == "napari-organoid-counter":
-        raters, skipped = napari_organoid_counter.collect_with_skipped(Path(labels), errors, axes=axes)
-        consensus = (napari_organoid_counter.collect(Path(consensus_labels), errors, True, axes)
-                     if consensus_labels else None)
-    else:
-        reader = multiorg.collect if fmt == "multiorg" else csv_files.collect
-        raters = reader(Path(labels), errors)
-        consensus = reader(Path(consensus_labels), errors, consensus=True) if consensus_labels else None
+    raters, skipped = reader.collect_with_skipped(Path(labels), errors, axes=axes)
+    consensus = reader.collect_with_skipped(Path(consensus_labels), errors, True, axes)[0] if consensus_labels \
+        else None
     errors.raise_if_any()
     label_sets = {} if consensus is None else {"consensus": consensus}
     imported = write_imported_dataset(out, Path(images), raters, label_sets, name, majority=majority)

@@ -56,3 +56,11 @@ def collect(
         for rater, box in rows:
             raters[rater][stem].append(box)
     return raters
+
+
+def collect_with_skipped(
+    labels: Path, errors: ErrorCollector, consensus: bool = False, axes: str = "rc"
+) -> tuple[Annotations | dict[str, list[Box]], int]:
+    """``collect`` as every importer reads (``multirater.data.formats.FORMATS``): no file is skipped; ``axes`` is the
+    napari-organoid-counter format's own."""
+    return collect(labels, errors, consensus), 0

@@ -84,6 +84,14 @@ def collect(
     return flat if consensus else raters
 
 
+def collect_with_skipped(
+    labels: Path, errors: ErrorCollector, consensus: bool = False, axes: str = "rc"
+) -> tuple[Annotations | dict[str, list[Box]], int]:
+    """``collect`` as every importer reads (``multirater.data.formats.FORMATS``): no file is skipped; ``axes`` is the
+    napari-organoid-counter format's own."""
+    return collect(labels, errors, consensus), 0
+
+
 @dataclass(frozen=True)
 class Published:
     """What ``collect_published`` read: the TIFFs by key, rater boxes (train) and label-set boxes (test)."""

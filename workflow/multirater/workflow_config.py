@@ -1,98 +1,14 @@
-"""The workflow configuration: schema defaults, validation with one message naming the key, and the
+"""The workflow configuration: validated against the schema (``multirater.config.schema``), then the
 cross-key rules JSON Schema cannot express (torch-free; the Snakefile calls this at parse time)."""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
+from multirater.config.schema import validate
 from multirater.core.errors import UserError
-from multirater.core.files import read_yaml
-
-# Sections completed per job by multirater.training.settings (from the defaults in the schema):
-# filling them here would override the values pretrain inherits from training.
-_NO_FILL = {"model", "training", "pretrain"}
-
-
-def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
-    ref = node.get("$ref")
-    if not ref:
-        return node
-    target: Any = schema
-    for part in ref.lstrip("#/").split("/"):
-        target = target[part]
-    # siblings of $ref (default, description) refine the referenced schema
-    return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
-
-
-def apply_defaults(schema: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``config`` with every missing key that has a schema ``default`` filled in, recursively."""
-
-    def fill(node: dict[str, Any], value: Any) -> Any:
-        node = _resolve(schema, node)
-        if not isinstance(value, dict):
-            return value
-        for key, sub in (node.get("properties") or {}).items():
-            if key in _NO_FILL and node is schema:
-                continue
-            sub = _resolve(schema, sub)
-            if key not in value and "default" in sub:
-                value[key] = copy.deepcopy(sub["default"])
-            if key in value:
-                value[key] = fill(sub, value[key])
-        return value
-
-    return fill(schema, copy.deepcopy(config or {}))
-
-
-def _key_path(parts: Any) -> str:
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "(top level)"
-
-
-def schema_problem(error: Any, file: str = "config") -> UserError:
-    """One line naming the key for a JSON-schema ``ValidationError`` (instead of the schema dump)."""
-    path = list(error.absolute_path)
-    if error.validator == "additionalProperties":
-        # name the offending key itself, not its parent
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        known = sorted(error.schema.get("properties", {}))
-        return UserError(f"unknown key; known keys here: {known}", file, _key_path(path + extra[:1]))
-    return UserError(error.message, file, _key_path(path))
-
-
-def validate(config: dict[str, Any], schema_path: str | Path, file: str = "config") -> dict[str, Any]:
-    """Defaults applied, then checked against the schema by Snakemake's own ``validate(config, schema)``;
-    raises one UserError naming the key.
-
-    Snakemake's validator fills defaults too, but it would fill the model/training/pretrain sections,
-    whose defaults belong to the training settings (pretrain inherits training's values), so the
-    defaults come from ``apply_defaults`` and Snakemake only checks.
-    """
-    import jsonschema
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate as snakemake_validate
-
-    from multirater.training.settings import check_model_rules  # what the schema cannot say
-
-    schema = read_yaml(schema_path)
-    if config is None:
-        config = {}
-    if not isinstance(config, dict):
-        raise UserError("must be a mapping", file)
-    config = apply_defaults(schema, config)
-    try:
-        snakemake_validate(config, str(schema_path), set_default=False)
-    except WorkflowError as error:
-        cause = error.__context__  # Snakemake wraps the jsonschema error it raised
-        if isinstance(cause, jsonschema.exceptions.ValidationError):
-            raise schema_problem(cause, file) from None
-        raise
-    check_model_rules(config.get("model"), file)
-    return config
+from multirater.core.strategies import ensemble_kind
 
 
 def rater_names(config: dict[str, Any], file: str = "config") -> list[str]:
@@ -199,15 +115,16 @@ def apply_ensemble(config: dict[str, Any], raters: list[str], file: str = "confi
     if not Path(apply["images"]).is_dir():
         raise UserError(f"{apply['images']}: no such folder", file, "apply.images")
     kind = apply["kind"]
+    spec = ensemble_kind(kind, file, "apply.kind")
     size = max(config["ensembles"]["sizes"]) if apply["size"] is None else apply["size"]
-    if kind == "rse" and size % len(raters):
+    if spec.per_rater and size % len(raters):
         raise UserError(f"{size} is not divisible by the number of raters ({len(raters)}: {', '.join(raters)})",
                         file, "apply.size")
-    key = "ls" if kind == "lse" else "rs"
+    key = spec.members  # the selection key of the members' strategies
     selected = config["selection"][key]
-    per_source = size if kind == "lse" else size // len(raters)
+    per_source = spec.members_per_source(size, len(raters))
     if per_source > selected:
-        raise UserError(f"{kind.upper()}_{size} needs {per_source} selected models per source but only {selected} "
+        raise UserError(f"{spec.label}_{size} needs {per_source} selected models per source but only {selected} "
                         f"are selected (selection.{key})", file, "apply.size")
     return kind, size
 

@@ -1,4 +1,5 @@
-"""Ensemble fusion of several models' detections (Campi et al., complete-linkage grouping).
+"""Ensemble fusion of several models' detections (Campi et al., complete-linkage grouping); the ensembles
+stage fuses models, the data stage fuses label sets into a majority consensus.
 
 Per image and category:
 
@@ -11,8 +12,8 @@ Per image and category:
    al.); ``merge="max-score"`` keeps the most confident member's box and score (Lyu et al.).
 
 Speed and memory: a group only ever holds boxes linked to its opener (IoU >= threshold), so only linked pairs
-matter. ``pairs`` finds them with a grid of box centres (never an all-pairs IoU matrix), ``grouping`` builds many
-groups at once in rounds; both use memory proportional to the number of boxes.
+matter. ``fusion_pairs`` finds them with a grid of box centres (never an all-pairs IoU matrix),
+``fusion_grouping`` builds groups at once in rounds; both use memory proportional to the number of boxes.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from multirater.core.errors import UserError
-from multirater.ensembles.grouping import group_openers
-from multirater.ensembles.pairs import linked_pairs
+from multirater.core.fusion_grouping import group_openers
+from multirater.core.fusion_pairs import linked_pairs
 from multirater.io.detections import Detections
 from multirater.io.extra_columns import ExtraColumns
 

@@ -1,0 +1,48 @@
+# Shared by the rules: the dataset, its test label sets and the base model (inputs of the stages).
+from snakemake.exceptions import WorkflowError
+
+from multirater.core.errors import UserError
+from multirater.data.manifest import read_manifest
+
+# --- the dataset and its test label sets ---------------------------------------------------------
+# Every test label set is ground truth of its own: name -> COCO file, "consensus" first when there is
+# one. The headline label set (evaluation.label_set, resolved and checked with the config above) is
+# the one of the headline metrics, tables and figures; the others are evaluated beside it.
+if MANIFEST is None:
+    # a directory() output of the synth rule; dataset_file gives the rules its dataset.yaml
+    DATASET_INPUT = f"{R}/data/synthetic"
+    LABEL_SET_FILES = {"consensus": f"{R}/data/synthetic/consensus.json"}
+else:
+    DATASET_INPUT = MANIFEST
+    try:
+        LABEL_SET_FILES = {
+            name: str(path)
+            for name, path in read_manifest(MANIFEST).label_set_files.items()
+        }
+    except UserError as _error:
+        raise WorkflowError(str(_error)) from None
+LABEL_SETS = list(LABEL_SET_FILES)
+HEADLINE_LABEL_SET = config["evaluation"]["label_set"]
+HEADLINE_GT = LABEL_SET_FILES[HEADLINE_LABEL_SET]
+
+
+# --- the base model -----------------------------------------------------------------------------
+if BASE_CHECKPOINT is None:
+    # The pretrain job's status is tracked; its checkpoint is not, so deleting checkpoints never
+    # retrains (keep models/pretrain/best.pt if you will add configurations later).
+    # (base_weights: the best.pt beside it)
+    BASE_INPUT = f"{R}/models/pretrain/status.json"
+    # The pretrain job learns from a dataset of its own, never the experiment's labels: the user's
+    # dataset.base_manifest, or generated images labelled by the simulated detector (synth_base).
+    # (With the user's own data and neither, the config check above has stopped the run.)
+    if BASE_MANIFEST is None:
+        # a directory() output of the synth_base rule (dataset_file)
+        BASE_DATASET_INPUT = f"{R}/data/base"
+    else:
+        BASE_DATASET_INPUT = BASE_MANIFEST
+    BASE_SPLITS = f"{R}/data/base_splits.json"
+else:
+    BASE_INPUT = BASE_CHECKPOINT
+
+# One model's folder (status.json, best.pt, last.pt, metrics.csv).
+MODEL_DIR = f"{R}/models/{{strategy}}/{{config_id}}"
