@@ -15,6 +15,7 @@ from multirater.calibration.approaches import (
 from multirater.config import SCHEMA_PATH
 from multirater.config.loading import apply_ensemble, load_workflow_config
 from multirater.core.errors import UserError
+from multirater.core.provenance import git_state
 from multirater.data.manifest import read_manifest
 from multirater.selection.members import read_members
 from multirater.training.sweep import configs_tsv, pretrain_config, training_config
@@ -47,6 +48,9 @@ except UserError as _error:
 
 config.clear()
 config.update(_checked)
+
+# The checkout's commit and dirty state: a params value of run_record, so a new commit rewrites run.json.
+CHECKOUT = git_state(workflow.basedir)
 
 CONFIG_IDS = [c["config_id"] for c in CONFIGS]
 STRATEGIES = ["ls"] + [f"rs-{r}" for r in RATERS]
@@ -358,7 +362,12 @@ def evaluation_args():
     return " ".join(args)
 
 
+# Where the run ran, and the report front page's text (report.smk).
+RUN_RECORD = f"{R}/run.json"
+FINDINGS = f"{R}/report/findings.rst"
 ALL_OUTPUTS = [
+    RUN_RECORD,
+    FINDINGS,
     f"{R}/sweep/configs.tsv",
     f"{R}/data/splits.json",
     f"{R}/selection/selection.csv",
