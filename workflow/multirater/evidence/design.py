@@ -64,6 +64,7 @@ def cell_files(folder: str | Path, sizes: list[int], calibration: bool = False) 
         "lse_fused": str(results / "ensembles" / "lse" / str(max(sizes)) / "fused.json"),
         "rse_fused": str(results / "ensembles" / "rse" / str(max(sizes)) / "fused.json"),
         "run": str(Path(folder) / RUN_RECORD),
+        "provenance": str(results / "run.json"),  # where the cell's workflow ran (core.provenance)
     }
 
 
