@@ -107,7 +107,8 @@ def test_run_record_round_trip_and_flat_columns(tmp_path):
 @pytest.mark.parametrize("data, message", [
     ({"format": "other"}, "not a run record"),
     ({"format": "multirater-run", "workflow": {}, "trainings": {}, "mixed": False}, "trainings: missing or not a list"),
-    ({"format": "multirater-run", "workflow": {}, "trainings": [{"jobs": []}], "mixed": False}, r"trainings\[0\]: must be"),
+    ({"format": "multirater-run", "workflow": {}, "trainings": [{"jobs": []}], "mixed": False},
+     r"trainings\[0\]: must be"),
 ])
 def test_a_bad_run_record_is_one_error_naming_the_file(tmp_path, data, message):
     path = tmp_path / "run.json"

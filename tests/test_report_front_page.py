@@ -39,8 +39,8 @@ CONFIG = {
 
 
 def environment(capability: str, host: str) -> dict:
-    return {"host": host, "commit": "feedc0ffee", "dirty": False, "cpu": "Intel Xeon Gold", "cpu_capability": capability,
-            "threads": 1, "device": "cpu", "gpu": None, "kernels": {},
+    return {"host": host, "commit": "feedc0ffee", "dirty": False, "cpu": "Intel Xeon Gold",
+            "cpu_capability": capability, "threads": 1, "device": "cpu", "gpu": None, "kernels": {},
             "versions": {"snakemake": "9.27.1", "torch": "2.14.1", "torchvision": "0.29.1", "numpy": "2.4.6",
                          "multirater": "0.1.0"}}
 

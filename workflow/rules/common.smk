@@ -15,6 +15,7 @@ from multirater.calibration.approaches import (
 from multirater.config import SCHEMA_PATH
 from multirater.config.loading import apply_ensemble, load_workflow_config
 from multirater.core.errors import UserError
+from multirater.core.kernels import pin_cpu_kernels
 from multirater.core.provenance import git_state
 from multirater.data.manifest import read_manifest
 from multirater.selection.members import read_members
@@ -49,6 +50,11 @@ except UserError as _error:
 config.clear()
 config.update(_checked)
 
+# resources.reproducible: every job's CPU kernels pinned to AVX2 (multirater.core.kernels). Jobs inherit this
+# process's environment, and a cluster job parses this file again on its node, so the pin is in place before
+# any job's torch loads.
+if config["resources"]["reproducible"]:
+    pin_cpu_kernels()
 # The checkout's commit and dirty state: a params value of run_record, so a new commit rewrites run.json.
 CHECKOUT = git_state(workflow.basedir)
 

@@ -22,7 +22,8 @@ REPRODUCIBLE_KERNELS = {
     # oneDNN (torch's CPU convolutions): no ISA above AVX2 (read by oneDNN v3; DNNL_ is the older name)
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     # MKL (torch's BLAS: linear layers, matrix products): the conditional-numerical-reproducibility AVX2
-    # branch; STRICT: also independent of the arrays' memory alignment
+    # branch; STRICT: also independent of the arrays' memory alignment. (On AMD CPUs MKL runs it as its AUTO
+    # branch: MKL's AVX2 guarantee covers Intel CPUs.)
     "MKL_CBWR": "AVX2,STRICT",
 }
 
