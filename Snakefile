@@ -48,6 +48,8 @@ localrules:
     figure4,
     figures,
     report,
+    run_record,
+    findings,
     apply_count,
     apply,
     evidence_config,

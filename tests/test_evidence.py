@@ -153,3 +153,26 @@ def test_calibration_tables_of_the_cells_are_gathered(tmp_path):
     with pytest.raises(UserError, match="not found: the cell's workflow has not finished"):
         write_summary(cells, tmp_path / "again")
     assert not (tmp_path / "again").exists()
+
+
+def test_cells_record_where_each_cell_ran(tmp_path):
+    """cells.csv carries each cell's run.json facts (multirater.core.provenance); a cell without one (run
+    before workflows wrote it) has them empty."""
+    from multirater.core.provenance import PROVENANCE_COLUMNS
+    from multirater.evidence.summary import CELL_COLUMNS, write_summary
+
+    cells = [write_cell(tmp_path / "a", "noisy", 1, 0.1, 0.1), write_cell(tmp_path / "b", "biased", 0, 0.2, 0.1)]
+    env = {"host": "n1", "commit": "abc", "dirty": False, "cpu": "AMD EPYC", "cpu_capability": "AVX2", "threads": 1,
+           "device": "cpu", "gpu": None, "kernels": {"ATEN_CPU_CAPABILITY": "avx2"},
+           "versions": {"torch": "2.14.1", "torchvision": "0.29.1", "numpy": "2.4.6", "multirater": "0.1.0"}}
+    (cells[1] / "results" / "run.json").write_text(json.dumps({
+        "format": "multirater-run", "commit": "abc", "dirty": False,
+        "workflow": {"versions": {"snakemake": "9.27.1"}}, "mixed": False,
+        "trainings": [{"environment": env, "hosts": ["n1"], "jobs": ["ls/x"]}]}))
+    table = pd.read_csv(write_summary(cells, tmp_path / "out")[1])
+    assert list(table.columns) == CELL_COLUMNS and CELL_COLUMNS[-len(PROVENANCE_COLUMNS):] == PROVENANCE_COLUMNS
+    biased = table[table.preset == "biased"].iloc[0]
+    assert (biased["commit"], biased["snakemake"], biased["torch"], biased["cpu_capability"]) == (
+        "abc", "9.27.1", "2.14.1", "AVX2")
+    assert biased["kernels"] == "ATEN_CPU_CAPABILITY=avx2" and not biased["mixed"]
+    assert table[table.preset == "noisy"].iloc[0][PROVENANCE_COLUMNS].isna().all()

@@ -206,6 +206,21 @@ def test_workflow_end_to_end(tmp_path):
     assert "Table 1 (paper Table 1)" in report and "Figure 3 (paper Fig. 3)" in report
     assert "Review queue: the boxes to look at first (test images)" in report
     assert "reproduces Campi et al." in report  # the workflow's own description (workflow/report/workflow.rst)
+    # the front page says what was found (tests/test_report_front_page.py renders it in a browser)
+    assert "What this run found" in report and "A single run's direction is not evidence" in report
+
+    # --- where it ran: run.json, every training's own record ------------------------------------
+    import torch
+
+    run = json.loads((r / "run.json").read_text())
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert run["commit"] == (head.stdout.strip() if head.returncode == 0 else None)
+    assert not run["mixed"] and sorted(run["trainings"][0]["jobs"]) == sorted(
+        ["pretrain", *(f"{s}/{c}" for s in STRATEGIES for c in ids)])
+    job = run["trainings"][0]["environment"]
+    assert job["cpu_capability"] == torch.backends.cpu.get_cpu_capability()  # same machine, nothing pinned
+    assert (job["threads"], job["device"], job["gpu"], job["kernels"]) == (1, "cpu", None, {})
+    assert job["versions"]["torch"] == torch.__version__
 
     # --- a rerun has nothing to do ------------------------------------------------------------
     assert planned_jobs(snakemake(work, config, "-n")) == {}

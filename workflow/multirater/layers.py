@@ -15,7 +15,7 @@ later one, and no import cycle (tests/test_imports.py checks every import, funct
 from __future__ import annotations
 
 STAGES = ("data", "agreement", "training", "selection", "ensembles", "evaluation", "calibration", "figures",
-          "apply", "review", "evidence")
+          "apply", "review", "report", "evidence")
 LAYERS: tuple[tuple[str, ...], ...] = (("core", "io"), ("config",), ("slurm",), *((stage,) for stage in STAGES))
 PACKAGES = tuple(package for layer in LAYERS for package in layer)
 

@@ -7,6 +7,8 @@ from snakemake.exceptions import WorkflowError
 
 from multirater.config import SCHEMA_PATH
 from multirater.core.errors import UserError
+from multirater.core.kernels import pin_cpu_kernels
+from multirater.core.provenance import git_state
 from multirater.core.strategies import ENSEMBLE_KINDS, strategy_names
 from multirater.ensembles.files import APPLY as APPLY_STAGE
 from multirater.ensembles.files import TEST as TEST_STAGE
@@ -42,6 +44,14 @@ except UserError as _error:
 
 config.clear()
 config.update(_checked)
+
+# resources.reproducible: every job's CPU kernels pinned to AVX2 (multirater.core.kernels). Jobs inherit this
+# process's environment, and a cluster job parses this file again on its node, so the pin is in place before
+# any job's torch loads.
+if config["resources"]["reproducible"]:
+    pin_cpu_kernels()
+# The checkout's commit and dirty state: a params value of run_record, so a new commit rewrites run.json.
+CHECKOUT = git_state(workflow.basedir)
 
 CONFIG_IDS = [c["config_id"] for c in CONFIGS]
 STRATEGIES = strategy_names(RATERS)

@@ -165,7 +165,12 @@ def evaluation_args():
     return " ".join(args)
 
 
+# Where the run ran, and the report front page's text (report.smk).
+RUN_RECORD = f"{R}/run.json"
+FINDINGS = f"{R}/report/findings.rst"
 ALL_OUTPUTS = [
+    RUN_RECORD,
+    FINDINGS,
     f"{R}/sweep/configs.tsv",
     f"{R}/data/splits.json",
     f"{R}/selection/selection.csv",

@@ -65,6 +65,7 @@ def cell_files(folder: str | Path, sizes: list[int], calibration: bool = False) 
         "agreement": str(results / "agreement" / "f1_vs_iou.csv"),
         **{f"{kind}_fused": fused_file(results, TEST, kind, max(sizes)) for kind in ENSEMBLE_KINDS},
         "run": str(Path(folder) / RUN_RECORD),
+        "provenance": str(results / "run.json"),  # where the cell's workflow ran (core.provenance)
     }
 
 

@@ -20,14 +20,17 @@ from multirater.core.errors import UserError
 from multirater.core.files import read_json, read_yaml
 from multirater.core.strategies import LSE, RSE
 from multirater.ensembles.files import TEST, fused_file
+from multirater.core.provenance import PROVENANCE_COLUMNS, provenance_columns
 from multirater.evidence.design import CELL_CONFIG, RESULTS
 
 SUMMARY_COLUMNS = ["preset", "data_seed", "size", "metric", "iou", "lse", "rse", "difference", "diff_p2.5",
                    "diff_p97.5", "p_value", "ref_mean_lse", "ref_p2.5_lse", "ref_p97.5_lse", "ref_mean_rse",
                    "ref_p2.5_rse", "ref_p97.5_rse"]
+# ... then where the cell ran (its workflow's results/run.json: commit, versions, CPU capability, threads,
+# device; multirater.core.provenance.PROVENANCE_COLUMNS).
 CELL_COLUMNS = ["preset", "data_seed", "inter_f1", "intra_f1", "single_models", "single_ap50_min",
                 "single_ap50_mean", "single_map_mean", "ensemble_size", "lse_score_std", "rse_score_std",
-                "rse_one_rater_share"]
+                "rse_one_rater_share", *PROVENANCE_COLUMNS]
 # Agreement and diversity are read at these: F1 at IoU 0.5 (the paper's Fig. 2), and the fused detections
 # of the largest ensembles scoring at least 0.2 (those that matter for calibration).
 AGREEMENT_IOU = 0.5
@@ -111,8 +114,9 @@ def _agreement(path: Path, kind: str) -> float:
 
 
 def cell_row(folder: str | Path) -> dict[str, Any]:
-    """One row of ``cells.csv``: the raters' agreement, the single models' consensus AP50 and mAP, and the
-    diversity of the largest ensembles (members' score spread; RSE detections of one rater's models only)."""
+    """One row of ``cells.csv``: the raters' agreement, the single models' consensus AP50 and mAP, the
+    diversity of the largest ensembles (members' score spread; RSE detections of one rater's models only), and
+    where the cell ran."""
     preset, seed = cell_identity(folder)
     results = Path(folder) / RESULTS
     metrics = _read_csv(results / "tables" / "metrics.csv")
@@ -126,7 +130,18 @@ def cell_row(folder: str | Path) -> dict[str, Any]:
             "single_models": len(ap50), "single_ap50_min": float(ap50.min()), "single_ap50_mean": float(ap50.mean()),
             "single_map_mean": float(single.loc[single["metric"] == "mAP", "value"].mean()),
             "ensemble_size": size, "lse_score_std": score_spread(lse), "rse_score_std": score_spread(rse),
-            "rse_one_rater_share": one_rater_share(rse)}
+            "rse_one_rater_share": one_rater_share(rse), **cell_provenance(results)}
+
+
+def cell_provenance(results: Path) -> dict[str, Any]:
+    """Where a cell's workflow ran, from its ``results/run.json``; empty for a cell run before workflows
+    wrote one."""
+    from multirater.io.run_file import read_run
+
+    path = results / "run.json"
+    if not path.is_file():
+        return dict.fromkeys(PROVENANCE_COLUMNS)
+    return provenance_columns(read_run(path))
 
 
 def calibration_rows(folders: list[str | Path]) -> "Any":

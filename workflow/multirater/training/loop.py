@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from multirater.core.errors import UserError
+from multirater.core.provenance import environment
 from multirater.data.dataset import Dataset
 from multirater.io.status import write_status
 from multirater.training.checkpoints import rng_state, save_checkpoint, set_rng_state
@@ -247,7 +248,8 @@ def run_training(
     except Exception as exc:
         (status, message), error = outcome(exc), exc
         print(f"{status}: {message}", file=log, flush=True)
-    write_status(status_path, status, strategy.token, config["config_id"], progress, message)
+    write_status(status_path, status, strategy.token, config["config_id"], progress, message,
+                 environment(device))
     if error is not None and status == "failed":
         raise error
     return 0
