@@ -38,6 +38,7 @@ localrules:
     sweep_file,
     sweep,
     select,
+    pool,
     members,
     ensembles,
     evaluate,

@@ -17,6 +17,7 @@ from multirater.config.loading import apply_ensemble, load_workflow_config
 from multirater.core.errors import UserError
 from multirater.data.manifest import read_manifest
 from multirater.selection.members import read_members
+from multirater.training.replicates import replicate_config, replicate_ids, replicates
 from multirater.training.sweep import configs_tsv, pretrain_config, training_config
 
 R = "results"
@@ -41,6 +42,17 @@ try:
             f"configs/{c['config_id']}.yaml": _yaml(training_config(_checked, c))
             for c in CONFIGS
         },
+        # training.replicates: replicate r >= 1 of every configuration (only the selected ones are
+        # trained, once the pool checkpoint names them; multirater.training.replicates)
+        **{
+            f"configs/{rid}.yaml": _yaml(
+                replicate_config(training_config(_checked, c), r)
+            )
+            for c in CONFIGS
+            for rid, (_cid, r) in replicate_ids(
+                [c["config_id"]], replicates(_checked)
+            ).items()
+        },
     }
 except UserError as _error:
     raise WorkflowError(str(_error)) from None
@@ -49,6 +61,9 @@ config.clear()
 config.update(_checked)
 
 CONFIG_IDS = [c["config_id"] for c in CONFIGS]
+REPLICATES = replicates(config)
+# model id -> (configuration id, replicate) of every replicate r >= 1 (none with training.replicates: 1)
+REPLICATE_IDS = replicate_ids(CONFIG_IDS, REPLICATES)
 STRATEGIES = ["ls"] + [f"rs-{r}" for r in RATERS]
 KINDS = ["lse", "rse"]
 SIZES = sorted(config["ensembles"]["sizes"])
@@ -272,6 +287,12 @@ EVALUATED = {
         for k in KINDS
         for n in SIZES
     },
+    # the selected configurations' replicates (the tables read those the pool names)
+    **{
+        f"models/{s}/{rid}": f"{R}/predictions/test/{s}/{rid}.json"
+        for s in STRATEGIES
+        for rid in REPLICATE_IDS
+    },
     **CALIBRATED_DETECTIONS,
 }
 EVALUATED_SUBJECT = "|".join(
@@ -298,6 +319,7 @@ LABEL_SET_METRICS = [
     for label_set in OTHER_LABEL_SETS
     for subject in EVALUATED
     if subject.startswith(("models/", "ensembles/"))
+    and subject.rsplit("/", 1)[-1] not in REPLICATE_IDS
 ]
 LABELLED_SUBJECT = (
     "(label_sets/({})/)?({})".format(

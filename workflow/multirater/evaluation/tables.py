@@ -16,6 +16,10 @@ from typing import Any
 import numpy as np
 
 from multirater.evaluation.bootstrap import LOWER_IS_BETTER, check_paired, paired_difference
+from multirater.evaluation.two_level import (
+    INTERVAL_COLUMNS, TWO_LEVEL, check_member_pairing, ensemble_values, excludes_zero, interval_columns,
+    member_files_by_size, replicate_values,
+)
 from multirater.core.errors import UserError
 from multirater.core.files import read_json, write_text
 from multirater.selection.ranking import strategy_order
@@ -188,13 +192,32 @@ def table1_latex(table: "pd.DataFrame") -> str:
     return "\n".join(lines) + "\n"
 
 
-def significance(selected: dict[tuple[str, str], dict], metrics: tuple[str, ...] = ("mAP", "mAR")) -> "pd.DataFrame":
+def _replicate_series(replicates: dict[tuple[str, str], list[dict]] | None, key: tuple[str, str],
+                      metric: str) -> np.ndarray | None:
+    """A selected model's two-level values of ``metric`` (its replicates drawn per resample), or None when
+    it was trained once."""
+    files = (replicates or {}).get(key) or []
+    if len(files) < 2:
+        return None
+    for k, data in enumerate(files[1:], start=1):
+        check_paired(files[0], data, "/".join(key), f"replicate {k} of {'/'.join(key)}")
+    seed = int((files[0].get("settings") or {}).get("seed", 0))
+    return replicate_values([bootstrap_values(d, (metric, None)) for d in files], seed, *key)
+
+
+def significance(selected: dict[tuple[str, str], dict], metrics: tuple[str, ...] = ("mAP", "mAR"),
+                 replicates: dict[tuple[str, str], list[dict]] | None = None) -> "pd.DataFrame":
     """Paired bootstrap comparisons between every pair of selected models (challengeR-style
     significance map): per metric, difference a - b over the shared resamples, Holm-adjusted p-values
-    over all pairs of that metric, ``significant`` at alpha 0.05."""
+    over all pairs of that metric, ``significant`` at alpha 0.05 and only with the two-level interval.
+
+    ``replicates`` maps a selected model to its replicates' metrics files (replicate 0, the model itself,
+    first): where both models have two or more, the generic columns hold the two-level bootstrap (each
+    resample evaluates a drawn replicate of each model; :mod:`two_level`), else the image-only one, and
+    ``interval``/``warning`` say which."""
     import pandas as pd
 
-    columns = ["metric", "model_a", "model_b", *COMPARE_COLUMNS, "p_holm", "significant"]
+    columns = ["metric", "model_a", "model_b", *COMPARE_COLUMNS, "p_holm", "significant", *INTERVAL_COLUMNS]
     keys = sorted(selected, key=lambda k: (strategy_order(k[0]), k[1]))
     rows = []
     for metric in metrics:
@@ -206,52 +229,104 @@ def significance(selected: dict[tuple[str, str], dict], metrics: tuple[str, ...]
                 if va is None or vb is None:
                     continue
                 check_paired(selected[ka], selected[kb], "/".join(ka), "/".join(kb))
-                stats = paired_difference(va, vb, metric in LOWER_IS_BETTER)
+                lower = metric in LOWER_IS_BETTER
+                image = paired_difference(va, vb, lower)
+                ta, tb = _replicate_series(replicates, ka, metric), _replicate_series(replicates, kb, metric)
+                two = None if ta is None or tb is None else paired_difference(ta, tb, lower)
+                warning = None if two is not None else "; ".join(
+                    f"{'/'.join(k)} was trained once: the interval holds it fixed and does not cover training "
+                    "noise (training.replicates)" for k, t in ((ka, ta), (kb, tb)) if t is None)
+                stats = two or image
                 block.append({"metric": metric, "model_a": "/".join(ka), "model_b": "/".join(kb),
-                              **{k: stats[k] for k in COMPARE_COLUMNS}})
+                              **{k: stats[k] for k in COMPARE_COLUMNS}, **interval_columns(image, two, warning)})
         for row, p in zip(block, holm([r["p_value"] for r in block])):
             row["p_holm"] = p
-            row["significant"] = p < ALPHA
+            row["significant"] = row["interval"] == TWO_LEVEL and p < ALPHA
         rows += block
     return pd.DataFrame(rows, columns=columns)
 
 
-def lse_vs_rse(ensembles: dict[tuple[str, int], dict]) -> "pd.DataFrame":
+def lse_vs_rse(ensembles: dict[tuple[str, int], dict],
+               members: dict[int, tuple[str, dict]] | None = None) -> "pd.DataFrame":
     """Per ensemble size and metric: LSE - RSE over the paired resamples, and which one is better; D-ECE
-    rows end with each ensemble's reference band (``ref_mean_lse`` ... ``ref_p97.5_rse``)."""
+    rows end with each ensemble's reference band (``ref_mean_lse`` ... ``ref_p97.5_rse``).
+
+    ``members`` (size -> (path, member bootstrap file)): where both ensembles' members can vary, the generic
+    columns hold the two-level bootstrap (members and images), else the image-only one; the ``_images``
+    columns always hold the image-only one, ``interval`` and ``warning`` say which (:mod:`two_level`).
+    ``significant``: the two-level 95 % interval excludes 0."""
     import pandas as pd
 
     references = [f"{c}_{kind}" for kind in ("lse", "rse") for c in REFERENCE_COLUMNS]
     columns = ["size", "metric", "iou", *[c.replace("_a", "_lse").replace("_b", "_rse") for c in COMPARE_COLUMNS],
-               "significant", "better", *references]
+               "significant", "better", *INTERVAL_COLUMNS, *references]
     rows = []
     for size in sorted({s for _, s in ensembles}):
         if ("lse", size) not in ensembles or ("rse", size) not in ensembles:
             continue
         lse, rse = ensembles[("lse", size)], ensembles[("rse", size)]
         check_paired(lse, rse, f"LSE {size}", f"RSE {size}")
+        member_path, member_data = (members or {}).get(size, (None, None))
+        if member_data is not None:
+            check_member_pairing(member_data, lse, member_path, f"the metrics file of LSE {size}")
+        two_values, warning = ensemble_values(member_data)
         for m in lse["metrics"]:
             key = metric_key(m)
             a, b = bootstrap_values(lse, key), bootstrap_values(rse, key)
             if a is None or b is None:
                 continue
-            stats = paired_difference(a, b, key[0] in LOWER_IS_BETTER)
+            lower = key[0] in LOWER_IS_BETTER
+            image = paired_difference(a, b, lower)
+            two = None
+            if two_values is not None and key in two_values["lse"] and key in two_values["rse"]:
+                two = paired_difference(two_values["lse"][key], two_values["rse"][key], lower)
+            stats = two or image
             row = {"size": size, "metric": key[0], "iou": key[1],
                    **{k.replace("_a", "_lse").replace("_b", "_rse"): stats[k] for k in COMPARE_COLUMNS}}
-            row["significant"] = stats["p_value"] < ALPHA
-            lse_better = stats["diff_mean"] < 0 if key[0] in LOWER_IS_BETTER else stats["diff_mean"] > 0
+            row["significant"] = two is not None and excludes_zero(two)
+            lse_better = stats["diff_mean"] < 0 if lower else stats["diff_mean"] > 0
             row["better"] = ("LSE" if lse_better else "RSE") if stats["diff_mean"] != 0 else "tie"
+            row.update(interval_columns(image, two, warning if two is None else None))
             for kind, data in (("lse", lse), ("rse", rse)):
                 row.update({f"{c}_{kind}": v for c, v in reference_band(data, key[0]).items()})
             rows.append(row)
     return pd.DataFrame(rows, columns=columns)
 
 
+def _replicates(pool_path: str | Path | None, replicate_files: list[str | Path],
+                selected: dict[tuple[str, str], dict]) -> dict[tuple[str, str], list[dict]]:
+    """Each selected model's replicates' metrics files (replicate 0 first), from the pool file."""
+    from multirater.selection.pool import read_pool
+
+    if pool_path is None:
+        if replicate_files:
+            raise UserError("replicates' metrics files need the pool file that names them (--pool)")
+        return {}
+    pool = read_pool(pool_path)
+    files = _by_identity(replicate_files, model_key)
+    listed = {(m["strategy"], m["config_id"]): m for m in pool["models"]}
+    out = {}
+    for key, data in selected.items():
+        if key not in listed:
+            raise UserError(f"does not list the selected model {'/'.join(key)} (a pool of another selection?)",
+                            pool_path)
+        reps = [r["model_id"] for r in listed[key]["replicates"][1:]]
+        missing = [rid for rid in reps if (key[0], rid) not in files]
+        if missing:
+            raise UserError(f"no metrics file for replicate(s) {missing} of {'/'.join(key)}", pool_path)
+        out[key] = [data, *(files[(key[0], rid)] for rid in reps)]
+    return out
+
+
 def write_tables(selection_path: str | Path, model_files: list[str | Path], ensemble_files: list[str | Path],
-                 out_dir: str | Path, label_set_files: list[str | Path] | None = None) -> list[Path]:
+                 out_dir: str | Path, label_set_files: list[str | Path] | None = None,
+                 member_files: list[str | Path] | None = None, pool_path: str | Path | None = None,
+                 replicate_files: list[str | Path] | None = None) -> list[Path]:
     """Every table into ``out_dir``: metrics.csv, table1.{csv,md,tex}, significance.csv, lse_vs_rse.csv (from
     the headline label set's ``model_files`` and ``ensemble_files``) and label_sets.csv (those, and
-    ``label_set_files``: the models and ensembles on the other test label sets)."""
+    ``label_set_files``: the models and ensembles on the other test label sets). ``member_files`` (member
+    bootstrap files, one per size) give lse_vs_rse.csv its two-level intervals; ``pool_path`` and
+    ``replicate_files`` (the selected models' replicates' metrics files) give significance.csv its own."""
     from multirater.core.files import write_csv
     from multirater.evaluation.label_set_table import label_set_table
     from multirater.selection.ranking import read_selection
@@ -264,13 +339,15 @@ def write_tables(selection_path: str | Path, model_files: list[str | Path], ense
     if missing:
         raise UserError(f"no metrics file for selected model(s) {['/'.join(m) for m in missing]}", selection_path)
     selected = {k: v for k, v in models.items() if k in chosen}
+    replicates = _replicates(pool_path, list(replicate_files or []), selected)
+    members = member_files_by_size(list(member_files or []))
     out = Path(out_dir)
     t1 = table1(selected)
     outputs = {
         "metrics.csv": metrics_table(models, ensembles),
         "table1.csv": t1,
-        "significance.csv": significance(selected),
-        "lse_vs_rse.csv": lse_vs_rse(ensembles),
+        "significance.csv": significance(selected, replicates=replicates),
+        "lse_vs_rse.csv": lse_vs_rse(ensembles, members),
         "label_sets.csv": label_set_table([*model_files, *ensemble_files], label_set_files or []),
     }
     written = []

@@ -38,14 +38,24 @@ def _definition(name: str) -> dict[str, Any]:
     return _schema()["definitions"][name]
 
 
+# Keys of the workflow's training section that are not a job's setting: never in a job's configuration file
+# (adding one would change every file, and retrain every model), never varied by a sweep.
+WORKFLOW_ONLY = {"training": ("replicates",)}
+
+
+def _job_properties(section: str) -> dict[str, Any]:
+    skip = WORKFLOW_ONLY.get(section, ())
+    return {k: v for k, v in _definition(section)["properties"].items() if k not in skip}
+
+
 def setting_names(section: str) -> list[str]:
-    """The keys of ``section`` (``model`` or ``training``), in the schema's order."""
-    return list(_definition(section)["properties"])
+    """The job keys of ``section`` (``model`` or ``training``), in the schema's order."""
+    return list(_job_properties(section))
 
 
 def defaults(section: str) -> dict[str, Any]:
-    """Every key of ``section`` (``model`` or ``training``) with its schema default."""
-    return {k: copy.deepcopy(v["default"]) for k, v in _definition(section)["properties"].items()}
+    """Every job key of ``section`` (``model`` or ``training``) with its schema default."""
+    return {k: copy.deepcopy(v["default"]) for k, v in _job_properties(section).items()}
 
 
 @functools.cache
@@ -92,6 +102,8 @@ def check_model_rules(model: dict[str, Any] | None, file: Any = None, where: str
 def complete_training(values: dict[str, Any] | None) -> dict[str, Any]:
     """Checked training settings with every missing key at its default (no checks here)."""
     out = {**defaults("training"), **(values or {})}
+    for key in WORKFLOW_ONLY["training"]:
+        out.pop(key, None)
     # freeze: the paper's search space says true/false; they mean backbone/none.
     if isinstance(out["freeze"], bool):
         out["freeze"] = "backbone" if out["freeze"] else "none"
