@@ -17,6 +17,7 @@ from multirater.config.loading import apply_ensemble, load_workflow_config
 from multirater.core.errors import UserError
 from multirater.data.manifest import read_manifest
 from multirater.selection.members import read_members
+from multirater.selection.pool import read_pool
 from multirater.training.replicates import replicate_config, replicate_ids, replicates
 from multirater.training.sweep import configs_tsv, pretrain_config, training_config
 
@@ -404,6 +405,25 @@ def member_detections(wildcards):
     """The detections files the members file of this ensemble names (read after the checkpoint ran)."""
     members = checkpoints.members.get(**wildcards).output[0]
     return [m["detections"] for m in read_members(members)["members"]]
+
+
+# --- the member bootstrap's pool: the selected models and their replicates (the pool checkpoint) ---
+
+
+def pool_detections(wildcards):
+    """Every detections file the pool names (each selected model's replicates), once it exists."""
+    pool = read_pool(checkpoints.pool.get().output[0])
+    return [rep["detections"] for m in pool["models"] for rep in m["replicates"]]
+
+
+def replicate_metrics(wildcards):
+    """The metrics files of the selected models' replicates r >= 1 (none with training.replicates: 1)."""
+    pool = read_pool(checkpoints.pool.get().output[0])
+    return [
+        f"{R}/metrics/models/{m['strategy']}/{rep['model_id']}.json"
+        for m in pool["models"]
+        for rep in m["replicates"][1:]
+    ]
 
 
 # --- the apply target: which ensemble to build, on which folder of new images -------------------

@@ -51,22 +51,3 @@ checkpoint pool:
     shell:
         "multirater pool --selection {input} --replicates {params.replicates}"
         " --predictions {params.predictions} --out {output} > {log} 2>&1"
-
-
-def pool_detections(wildcards):
-    """Every detections file the pool names (each selected model's replicates), once it exists."""
-    from multirater.selection.pool import pool_detections as detections, read_pool
-
-    return detections(read_pool(checkpoints.pool.get().output[0]))
-
-
-def replicate_metrics(wildcards):
-    """The metrics files of the selected models' replicates r >= 1 (none with training.replicates: 1)."""
-    from multirater.selection.pool import read_pool
-
-    pool = read_pool(checkpoints.pool.get().output[0])
-    return [
-        f"{R}/metrics/models/{m['strategy']}/{rep['model_id']}.json"
-        for m in pool["models"]
-        for rep in m["replicates"][1:]
-    ]

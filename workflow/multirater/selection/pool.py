@@ -83,11 +83,6 @@ def read_pool(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def pool_detections(document: dict[str, Any]) -> list[str]:
-    """Every detections file of the pool (every replicate of every model), in the pool's order."""
-    return [rep["detections"] for model in document["models"] for rep in model["replicates"]]
-
-
 @dataclass(frozen=True)
 class PoolSource:
     """What one source (the label-sampling models, or one rater's) gives an ensemble: ``take`` members
