@@ -77,14 +77,14 @@ def image_counts() -> np.ndarray:
     return np.stack([np.bincount(row, minlength=N_IMAGES) for row in idx]).astype(float)
 
 
-def documented_draws(kind: str, size: int, pool: dict) -> list[list[tuple[str, int, int]]]:
+def documented_draws(kind: str, size: int, pool: dict, n_draws: int = DRAWS) -> list[list[tuple[str, int, int]]]:
     """The documented member draws: per source, sorted rng.choice(K, take, replace=False), then per taken
     configuration rng.integers(replicates)."""
     rng = np.random.default_rng([0x4D454D, SEED, size, {"lse": 0, "rse": 1}[kind]])
     strategies = ["ls"] if kind == "lse" else ["rs-r1", "rs-r2"]
     take = size if kind == "lse" else size // 2
     draws = []
-    for _ in range(DRAWS):
+    for _ in range(n_draws):
         members = []
         for s in strategies:
             configs = [m for m in pool["models"] if m["strategy"] == s]
@@ -94,12 +94,12 @@ def documented_draws(kind: str, size: int, pool: dict) -> list[list[tuple[str, i
     return draws
 
 
-def closed_form(scores: dict, kind: str, size: int, pool: dict) -> np.ndarray:
+def closed_form(scores: dict, kind: str, size: int, pool: dict, n_draws: int = DRAWS) -> np.ndarray:
     """The two-level D-ECE of every resample (module docstring), from the documented draws."""
     counts = image_counts()
-    draws = documented_draws(kind, size, pool)
+    draws = documented_draws(kind, size, pool, n_draws)
     b = np.arange(BOOTSTRAP)
-    which = b % DRAWS if kind == "lse" else (b // DRAWS) % DRAWS
+    which = b % n_draws if kind == "lse" else (b // n_draws) % n_draws
     out = np.empty(BOOTSTRAP)
     for row in b:
         fused = np.mean([scores[s][k, r] for s, k, r in draws[which[row]]], axis=0)  # (images,)
@@ -107,9 +107,9 @@ def closed_form(scores: dict, kind: str, size: int, pool: dict) -> np.ndarray:
     return out
 
 
-def run(pool: dict, detections: dict, size: int = 2) -> dict:
+def run(pool: dict, detections: dict, size: int = 2, n_draws: int = DRAWS) -> dict:
     return member_bootstrap(ground_truth(), pool, size, loader(detections), bootstrap=BOOTSTRAP, seed=SEED,
-                            member_draws=DRAWS, gt_name="gt.json")
+                            member_draws=n_draws, gt_name="gt.json")
 
 
 def values(result: dict, kind: str, iou: float = 0.5) -> np.ndarray:
@@ -168,6 +168,10 @@ def test_disagreeing_members_widen_the_interval():
     for kind in ("lse", "rse"):
         for iou in (0.5, 0.75):
             np.testing.assert_allclose(values(result, kind, iou), closed_form(scores, kind, 2, pool), rtol=1e-12)
+
+    # two draws: few enough member sets that each is fused on its own (no shared pool); the same values
+    np.testing.assert_allclose(values(run(pool, detections, n_draws=2), "lse"),
+                               closed_form(scores, "lse", 2, pool, n_draws=2), rtol=1e-12)
 
     ensembles = {(k, 2): image_only(pool, detections, k) for k in ("lse", "rse")}
     table = lse_vs_rse(ensembles, {2: ("m.json", result)})

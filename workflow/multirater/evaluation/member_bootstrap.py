@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from multirater.core.errors import UserError
+from multirater.ensembles.fusion import fuse
 from multirater.ensembles.subsets import SubsetFusion
 from multirater.evaluation.bootstrap import resample_indices
 from multirater.evaluation.evaluate import resample_values
@@ -81,12 +82,14 @@ def _ensemble(gt: Any, kind: str, size: int, sources: list[PoolSource], indices:
     every = [(s, k, r) for s, source in enumerate(sources) for k, runs in enumerate(source.configs)
              for r in range(len(runs))]
     position = {member: i for i, member in enumerate(every)}
-    shared = SubsetFusion([load(sources[s].detections[k][r], sources[s].strategy, sources[s].configs[k][r])
-                           for s, k, r in every], fusion["iou"])
+    models = [load(sources[s].detections[k][r], sources[s].strategy, sources[s].configs[k][r]) for s, k, r in every]
+    # linking the whole pool once pays when the member sets hold more models than the pool (the same result)
+    shared = SubsetFusion(models, fusion["iou"]) if sum(map(len, rows_of)) > len(every) else None
     values: dict[tuple, np.ndarray] = {}
     for draw, rows in rows_of.items():
-        fused = shared.fuse([position[m] for m in draw], [sources[s].source for s, _, _ in draw],
-                            fusion["score_norm"], fusion["merge"])
+        chosen, names = [position[m] for m in draw], [sources[s].source for s, _, _ in draw]
+        fused = shared.fuse(chosen, names, fusion["score_norm"], fusion["merge"]) if shared is not None else \
+            fuse([models[i] for i in chosen], fusion["iou"], names, fusion["score_norm"], fusion["merge"])
         for key, v in resample_values(gt, fused, indices[rows], gt_label=labels[0],
                                       pred_label=f"{kind.upper()}_{size} {draw_model_ids(sources, draw)}",
                                       **evaluation):
