@@ -269,3 +269,25 @@ def test_a_malformed_pool_is_one_error_naming_it(tmp_path):
     with pytest.raises(UserError) as err:
         read_pool(path)
     assert str(err.value) == f"{path}: models[0].replicates: must list at least one replicate"
+
+
+def test_a_member_file_that_is_malformed_or_not_paired_is_refused(tmp_path):
+    from multirater.evaluation.two_level import member_files_by_size
+
+    scores = disagreeing_scores(np.random.default_rng(5))
+    pool, detections = pool_with_scores(scores)
+    result = run(pool, detections)
+    ensembles = {(k, 2): image_only(pool, detections, k) for k in ("lse", "rse")}
+    path = tmp_path / "m.json"
+    del result["ensembles"][1]["varies"]
+    path.write_text(json.dumps(result))
+    with pytest.raises(UserError) as err:
+        member_files_by_size([path])
+    assert str(err.value) == f"{path}: ensembles[1]: needs 'varies' (true/false) and 'metrics' (a list)"
+    result["ensembles"][1]["varies"] = True
+    result["settings"]["seed"] = SEED + 1
+    path.write_text(json.dumps(result))
+    with pytest.raises(UserError) as err:
+        lse_vs_rse(ensembles, member_files_by_size([path]))
+    assert str(err.value) == (f"{path}: image resamples are not paired: settings.seed is 4 here but 3 in the "
+                              "metrics file of LSE 2")

@@ -42,7 +42,10 @@ def read_member_bootstrap(path: str | Path) -> dict[str, Any]:
     if isinstance(size, bool) or not isinstance(size, int):
         raise UserError(f"must be an integer, got {size!r}", path, "size")
     ensembles = data.get("ensembles")
-    if not isinstance(ensembles, list) or sorted(e.get("kind") for e in ensembles if isinstance(e, dict)) != list(KINDS):
+    kinds = None
+    if isinstance(ensembles, list) and all(isinstance(e, dict) for e in ensembles):
+        kinds = sorted(str(e.get("kind")) for e in ensembles)
+    if kinds != list(KINDS):
         raise UserError(f"must hold one record per kind {list(KINDS)}", path, "ensembles")
     for i, record in enumerate(ensembles):
         if not isinstance(record.get("varies"), bool) or not isinstance(record.get("metrics"), list):

@@ -102,7 +102,8 @@ class PoolSource:
         return len(self.configs) > self.take or any(len(c) > 1 for c in self.configs[: self.take])
 
 
-def ensemble_sources(document: dict[str, Any], kind: str, size: int, where: str | Path | None = None) -> list[PoolSource]:
+def ensemble_sources(document: dict[str, Any], kind: str, size: int,
+                     where: str | Path | None = None) -> list[PoolSource]:
     """The sources of LSE_size (``kind='lse'``: the ``ls`` models, size of them) or RSE_size (``rse``: size/R
     of each of the R raters' models), as ``multirater members`` builds them; too few models is an error."""
     if kind == "lse":
