@@ -277,16 +277,19 @@ def lse_vs_rse(ensembles: dict[tuple[str, int], dict],
                 continue
             lower = key[0] in LOWER_IS_BETTER
             image = paired_difference(a, b, lower)
-            two = None
-            if two_values is not None and key in two_values["lse"] and key in two_values["rse"]:
-                two = paired_difference(two_values["lse"][key], two_values["rse"][key], lower)
+            two, why = None, warning
+            if two_values is not None:
+                if key in two_values["lse"] and key in two_values["rse"]:
+                    two = paired_difference(two_values["lse"][key], two_values["rse"][key], lower)
+                else:
+                    why = f"{member_path} has no two-level values of {key[0]}: the interval holds the models fixed"
             stats = two or image
             row = {"size": size, "metric": key[0], "iou": key[1],
                    **{k.replace("_a", "_lse").replace("_b", "_rse"): stats[k] for k in COMPARE_COLUMNS}}
             row["significant"] = two is not None and excludes_zero(two)
             lse_better = stats["diff_mean"] < 0 if lower else stats["diff_mean"] > 0
             row["better"] = ("LSE" if lse_better else "RSE") if stats["diff_mean"] != 0 else "tie"
-            row.update(interval_columns(image, two, warning if two is None else None))
+            row.update(interval_columns(image, two, why if two is None else None))
             for kind, data in (("lse", lse), ("rse", rse)):
                 row.update({f"{c}_{kind}": v for c, v in reference_band(data, key[0]).items()})
             rows.append(row)
