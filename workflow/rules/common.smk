@@ -17,8 +17,8 @@ from multirater.config.loading import apply_ensemble, load_workflow_config
 from multirater.core.errors import UserError
 from multirater.data.manifest import read_manifest
 from multirater.selection.members import read_members
-from multirater.selection.pool import read_pool
-from multirater.training.replicates import replicate_config, replicate_ids, replicates
+from multirater.selection.pool import pool_files, replicate_models
+from multirater.training.replicates import replicate_ids, replicate_jobs, replicates
 from multirater.training.sweep import configs_tsv, pretrain_config, training_config
 
 R = "results"
@@ -43,16 +43,11 @@ try:
             f"configs/{c['config_id']}.yaml": _yaml(training_config(_checked, c))
             for c in CONFIGS
         },
-        # training.replicates: replicate r >= 1 of every configuration (only the selected ones are
-        # trained, once the pool checkpoint names them; multirater.training.replicates)
+        # replicates r >= 1 of every configuration (training.replicates): only the selected ones
+        # are trained, once the pool checkpoint names them
         **{
-            f"configs/{rid}.yaml": _yaml(
-                replicate_config(training_config(_checked, c), r)
-            )
-            for c in CONFIGS
-            for rid, (_cid, r) in replicate_ids(
-                [c["config_id"]], replicates(_checked)
-            ).items()
+            f"configs/{rid}.yaml": _yaml(job)
+            for rid, job in replicate_jobs(_checked, CONFIGS).items()
         },
     }
 except UserError as _error:
@@ -405,25 +400,6 @@ def member_detections(wildcards):
     """The detections files the members file of this ensemble names (read after the checkpoint ran)."""
     members = checkpoints.members.get(**wildcards).output[0]
     return [m["detections"] for m in read_members(members)["members"]]
-
-
-# --- the member bootstrap's pool: the selected models and their replicates (the pool checkpoint) ---
-
-
-def pool_detections(wildcards):
-    """Every detections file the pool names (each selected model's replicates), once it exists."""
-    pool = read_pool(checkpoints.pool.get().output[0])
-    return [rep["detections"] for m in pool["models"] for rep in m["replicates"]]
-
-
-def replicate_metrics(wildcards):
-    """The metrics files of the selected models' replicates r >= 1 (none with training.replicates: 1)."""
-    pool = read_pool(checkpoints.pool.get().output[0])
-    return [
-        f"{R}/metrics/models/{m['strategy']}/{rep['model_id']}.json"
-        for m in pool["models"]
-        for rep in m["replicates"][1:]
-    ]
 
 
 # --- the apply target: which ensemble to build, on which folder of new images -------------------

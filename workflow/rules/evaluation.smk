@@ -42,7 +42,7 @@ rule member_bootstrap:
     input:
         dataset=DATASET_INPUT,
         pool=f"{R}/selection/pool.json",
-        detections=pool_detections,
+        detections=lambda w: pool_files(checkpoints.pool.get().output[0]),
     output:
         f"{R}/metrics/members/{{size}}.json",
     log:
@@ -79,7 +79,13 @@ rule tables:
         label_sets=LABEL_SET_METRICS,
         members=expand(f"{R}/metrics/members/{{size}}.json", size=SIZES),
         pool=f"{R}/selection/pool.json",
-        replicates=replicate_metrics,
+        # the selected models' replicates r >= 1 (none with training.replicates: 1)
+        replicates=lambda w: [
+            f"{R}/metrics/models/{strategy}/{model_id}.json"
+            for strategy, model_id in replicate_models(
+                checkpoints.pool.get().output[0]
+            )
+        ],
     output:
         metrics=report(
             f"{R}/tables/metrics.csv",

@@ -83,6 +83,17 @@ def read_pool(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def pool_files(path: str | Path) -> list[str]:
+    """Every detections file a pool file names (every replicate of every model), in its order."""
+    return [rep["detections"] for model in read_pool(path)["models"] for rep in model["replicates"]]
+
+
+def replicate_models(path: str | Path) -> list[tuple[str, str]]:
+    """(strategy, model id) of every replicate r >= 1 a pool file names."""
+    return [(model["strategy"], rep["model_id"]) for model in read_pool(path)["models"]
+            for rep in model["replicates"][1:]]
+
+
 @dataclass(frozen=True)
 class PoolSource:
     """What one source (the label-sampling models, or one rater's) gives an ensemble: ``take`` members

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from multirater.core.errors import UserError
+from multirater.training.sweep import training_config
 
 
 def replicates(config: dict[str, Any]) -> int:
@@ -70,3 +71,10 @@ def replicate_ids(config_ids: list[str], n_replicates: int, file: Any = "config"
                                 "change training.replicates", file, "training.replicates")
             out[rid] = (cid, r)
     return out
+
+
+def replicate_jobs(config: dict[str, Any], configs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Model id -> training configuration file of every replicate r >= 1 of every configuration of a checked
+    workflow config (none with ``training.replicates`` 1)."""
+    return {replicate_id(c["config_id"], r): replicate_config(training_config(config, c), r)
+            for c in configs for r in range(1, replicates(config))}
