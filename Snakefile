@@ -40,6 +40,7 @@ localrules:
     sweep_file,
     sweep,
     select,
+    pool,
     members,
     ensembles,
     evaluate,

@@ -86,6 +86,11 @@ def test_evidence_design():
     cells = evidence_cells(checked)
     assert [c.name for c in cells] == ["biased-0", "biased-1", "biased-2", "noisy-0", "noisy-1", "noisy-2"]
     assert len(checked["ensembles"]["sizes"]) >= 2
+    # every ensemble can draw other members (two-level intervals): a pool larger than it, or replicates
+    per_rater = checked["selection"]["rs"]
+    for size in checked["ensembles"]["sizes"]:
+        larger = size < checked["selection"]["ls"] and size // len(raters) < per_rater
+        assert larger or checked["training"]["replicates"] >= 2, size
     one = cell_config(checked, cells[4])
     assert "evidence" not in one and one["dataset"]["synthetic"]["preset"] == "noisy"
     assert one["dataset"]["synthetic"]["seed"] == 1

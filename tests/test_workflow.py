@@ -123,7 +123,7 @@ def test_shipped_configs_are_valid_and_match_the_paper_design():
     # defaults come from the schema: an empty config is the documented default design
     empty = validate({}, SCHEMA_PATH)
     assert empty["evaluation"] == {"iou": [0.5, 0.75], "bins": 10, "matching": "greedy", "max_dets": 100,
-                                   "bootstrap": 100, "seed": 0, "dece_features": []}
+                                   "bootstrap": 100, "seed": 0, "member_draws": 10, "dece_features": []}
     assert empty["dataset"]["manifest"] is None and empty["dataset"]["synthetic"]["raters"] == 2
 
 

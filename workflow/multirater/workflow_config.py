@@ -86,6 +86,12 @@ def check_design(config: dict[str, Any], raters: list[str], n_configs: int, file
     """The experiment's cross-key rules: every ensemble can be built from the selected models."""
     n_raters = len(raters)
     ls, rs = config["selection"]["ls"], config["selection"]["rs"]
+    if config["evaluation"]["member_draws"] == 1:
+        raise UserError("must be 0 (off) or at least 2: one member draw has no spread", file,
+                        "evaluation.member_draws")
+    if (config.get("pretrain") or {}).get("replicates") is not None:
+        raise UserError("replicates are of the selected models only: set training.replicates", file,
+                        "pretrain.replicates")
     if ls > n_configs:
         raise UserError(f"selects {ls} label-sampling models but the sweep has only {n_configs} configurations",
                         file, "selection.ls")
@@ -133,12 +139,14 @@ def check_workflow_config(config: dict[str, Any], file: str = "config") -> tuple
     """The cross-key rules of a schema-valid config, in one place: the rater names (from the dataset),
     the dataset's rules (``check_dataset``), the sweep's configurations, and that every ensemble can be
     built from the selected models."""
+    from multirater.training.replicates import replicate_ids, replicates
     from multirater.training.sweep import expand_sweep
 
     raters = rater_names(config, file)
     check_dataset(config, raters, file)
     configs = expand_sweep(config, file)
     check_design(config, raters, len(configs), file)
+    replicate_ids([c["config_id"] for c in configs], replicates(config), file)
     return raters, configs
 
 

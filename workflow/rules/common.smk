@@ -13,6 +13,8 @@ from multirater.core.strategies import ENSEMBLE_KINDS, strategy_names
 from multirater.ensembles.files import APPLY as APPLY_STAGE
 from multirater.ensembles.files import TEST as TEST_STAGE
 from multirater.ensembles.files import VALIDATION as VALIDATION_STAGE
+from multirater.selection.pool import pool_files, replicate_models
+from multirater.training.replicates import replicate_ids, replicate_jobs, replicates
 from multirater.training.sweep import configs_tsv, pretrain_config, training_config
 from multirater.workflow_config import load_workflow_config
 
@@ -38,6 +40,12 @@ try:
             f"configs/{c['config_id']}.yaml": _yaml(training_config(_checked, c))
             for c in CONFIGS
         },
+        # replicates r >= 1 of every configuration (training.replicates): only the selected ones
+        # are trained, once the pool checkpoint names them
+        **{
+            f"configs/{rid}.yaml": _yaml(job)
+            for rid, job in replicate_jobs(_checked, CONFIGS).items()
+        },
     }
 except UserError as _error:
     raise WorkflowError(str(_error)) from None
@@ -54,6 +62,9 @@ if config["resources"]["reproducible"]:
 CHECKOUT = git_state(workflow.basedir)
 
 CONFIG_IDS = [c["config_id"] for c in CONFIGS]
+REPLICATES = replicates(config)
+# model id -> (configuration id, replicate) of every replicate r >= 1 (none with training.replicates: 1)
+REPLICATE_IDS = replicate_ids(CONFIG_IDS, REPLICATES)
 STRATEGIES = strategy_names(RATERS)
 KINDS = list(ENSEMBLE_KINDS)
 SIZES = sorted(config["ensembles"]["sizes"])

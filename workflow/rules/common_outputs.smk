@@ -79,6 +79,12 @@ EVALUATED = {
         for k in KINDS
         for n in SIZES
     },
+    # the selected configurations' replicates (the tables read those the pool names)
+    **{
+        f"models/{s}/{rid}": f"{R}/predictions/test/{s}/{rid}.json"
+        for s in STRATEGIES
+        for rid in REPLICATE_IDS
+    },
     **CALIBRATED_DETECTIONS,
 }
 EVALUATED_SUBJECT = "|".join(
@@ -105,6 +111,7 @@ LABEL_SET_METRICS = [
     for label_set in OTHER_LABEL_SETS
     for subject in EVALUATED
     if subject.startswith(("models/", "ensembles/"))
+    and subject.rsplit("/", 1)[-1] not in REPLICATE_IDS
 ]
 LABELLED_SUBJECT = (
     "(label_sets/({})/)?({})".format(

@@ -37,12 +37,56 @@ rule evaluate_detections:
         " --pred {input.detections} --out {output} {params.args} > {log} 2>&1"
 
 
+# The two-level bootstrap of LSE_S and RSE_S (multirater.evaluation.member_bootstrap): each resample
+# redraws the test images, as evaluate does, and each ensemble's members from the pool. One job per size.
+rule member_bootstrap:
+    input:
+        dataset=DATASET_INPUT,
+        pool=f"{R}/selection/pool.json",
+        detections=lambda w: pool_files(checkpoints.pool.get().output[0]),
+    output:
+        f"{R}/metrics/members/{{size}}.json",
+    log:
+        f"{R}/logs/member_bootstrap/{{size}}.log",
+    benchmark:
+        f"{R}/benchmarks/member_bootstrap/{{size}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        gt=HEADLINE_GT,
+        args=evaluation_args(),
+        draws=config["evaluation"]["member_draws"],
+        fusion=" ".join(
+            [
+                f"--fusion-iou {config['fusion']['iou']}",
+                f"--score-norm {config['fusion']['score_norm']}",
+                f"--merge {config['fusion']['merge']}",
+            ]
+        ),
+    shell:
+        "multirater member-bootstrap --gt {params.gt} --pool {input.pool} --size {wildcards.size}"
+        " --out {output} {params.args} --member-draws {params.draws} {params.fusion} > {log} 2>&1"
+
+
 rule tables:
     input:
         selection=f"{R}/selection/selection.csv",
         models=MODEL_METRICS,
         ensembles=ENSEMBLE_METRICS,
         label_sets=LABEL_SET_METRICS,
+        members=expand(f"{R}/metrics/members/{{size}}.json", size=SIZES),
+        pool=f"{R}/selection/pool.json",
+        # the selected models' replicates r >= 1 (none with training.replicates: 1)
+        replicates=lambda w: [
+            f"{R}/metrics/models/{strategy}/{model_id}.json"
+            for strategy, model_id in replicate_models(
+                checkpoints.pool.get().output[0]
+            )
+        ],
     output:
         metrics=report(
             f"{R}/tables/metrics.csv",
@@ -84,7 +128,8 @@ rule tables:
     shell:
         "multirater tables --selection {input.selection} --out-dir {params.out_dir}"
         " --models {input.models} --ensembles {input.ensembles}"
-        " --label-sets {input.label_sets} > {log} 2>&1"
+        " --label-sets {input.label_sets} --members {input.members} --pool {input.pool}"
+        " --replicates {input.replicates} > {log} 2>&1"
 
 
 rule evaluate:

@@ -1,7 +1,8 @@
 # The evidence run (`make evidence`; the `evidence` target, not part of `all`): the whole workflow once
 # per rater preset and synthetic data seed of the config's `evidence` section, each in its own folder
 # <out>/<preset>-<seed>/ (its config.yaml, results/, run.json), then LSE vs RSE over every run
-# (multirater.evidence): <out>/summary.csv, <out>/cells.csv, <out>/fig_evidence.{png,pdf}, and
+# (multirater.evidence): <out>/summary.csv, <out>/cells.csv, <out>/directions.csv (what held in every data
+# seed, with the two-level interval), <out>/fig_evidence.{png,pdf}, and
 # <out>/calibration.csv (every cell's post-hoc calibration table) when calibration.enabled.
 from multirater.evidence.design import (
     CELL_CONFIG,
@@ -75,6 +76,7 @@ rule evidence_summary:
             category="Evidence",
         ),
         cells=f"{EVIDENCE}/cells.csv",
+        directions=f"{EVIDENCE}/directions.csv",
         png=report(
             f"{EVIDENCE}/fig_evidence.png",
             caption="../report/evidence.rst",

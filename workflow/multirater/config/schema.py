@@ -25,9 +25,20 @@ def schema_definition(name: str) -> dict[str, Any]:
     return read_schema()["definitions"][name]
 
 
+# Keys of the workflow's training section that are not a job's setting: never in a job's configuration file
+# (adding one would change every file, and retrain every model), never varied by a sweep.
+WORKFLOW_ONLY = {"training": ("replicates",)}
+
+
+def job_properties(section: str) -> dict[str, Any]:
+    """The schema's properties of ``section`` (``model`` or ``training``) that are a job's settings."""
+    skip = WORKFLOW_ONLY.get(section, ())
+    return {k: v for k, v in schema_definition(section)["properties"].items() if k not in skip}
+
+
 def defaults(section: str) -> dict[str, Any]:
-    """Every key of ``section`` (``model`` or ``training``) with its schema default."""
-    return {k: copy.deepcopy(v["default"]) for k, v in schema_definition(section)["properties"].items()}
+    """Every job key of ``section`` (``model`` or ``training``) with its schema default."""
+    return {k: copy.deepcopy(v["default"]) for k, v in job_properties(section).items()}
 
 
 def check_model_rules(model: dict[str, Any] | None, file: Any = None, where: str = "model") -> None:

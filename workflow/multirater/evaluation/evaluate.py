@@ -60,21 +60,10 @@ def evaluate(
     pred_label = pred_name or "<detections>"
     identity = _identity(detections, pred_label)
     gt = parse_ground_truth(gt_coco, gt_label)
-    dets = _paired_detections(gt, detections, gt_label, pred_label)
-    if dece_features and not (np.isfinite(gt.widths).all() and np.isfinite(gt.heights).all()):
-        raise UserError("dece_features needs 'width' and 'height' of every image", gt_label)
-
+    indices = resample_indices(len(gt.image_ids), int(bootstrap), int(seed)) if bootstrap else None
     dece_ious = np.array([float(t) for t in iou_thresholds])
-    coco_flags, dece_flags = _match(gt, dets, dece_ious, matching)
-    counts = indices = None
-    if bootstrap:
-        indices = resample_indices(len(gt.image_ids), int(bootstrap), int(seed))
-        counts = resample_counts(indices, len(gt.image_ids))
-    records = _coco_records(gt, dets, coco_flags, int(max_dets), indices, counts)
-    features = box_features(dece_features, dets.boxes, gt.widths[dets.image], gt.heights[dets.image]) \
-        if dece_features else None
-    dece_records, reliability_data = _dece_records(dets, dece_ious, dece_flags, int(bins), features, counts)
-    records += dece_records
+    records, reliability_data, dets, features = _records(
+        gt, detections, indices, dece_ious, int(bins), matching, int(max_dets), dece_features, gt_label, pred_label)
 
     result = {} if identity is None else {"identity": identity}
     result.update({
@@ -99,6 +88,46 @@ def evaluate(
         result["dece_reference"] = dece_reference(dets.score, int(bins), features, int(dece_reference_draws),
                                                   int(seed))
     return result
+
+
+def resample_values(
+    gt: GroundTruth,
+    detections: Detections,
+    indices: np.ndarray,
+    iou_thresholds: Sequence[float] = (0.5, 0.75),
+    bins: int = 10,
+    matching: str = "greedy",
+    max_dets: int = 100,
+    dece_features: Sequence[str] = (),
+    gt_label: str = "<ground truth>",
+    pred_label: str = "<detections>",
+) -> list[tuple[tuple[str, float | None], np.ndarray]]:
+    """Every metric of :func:`evaluate` on the given resamples only: ``indices`` (R, I) are the drawn image
+    positions of R resamples (rows of :func:`resample_indices`); returns ``((metric, iou), values (R,))`` in
+    evaluate's order, NaN where undefined. Each resample's value is the one evaluate gives it (the same
+    arithmetic, row by row), whichever other resamples are asked for with it."""
+    dece_ious = np.array([float(t) for t in iou_thresholds])
+    records = _records(gt, detections, np.asarray(indices), dece_ious, int(bins), matching, int(max_dets),
+                       tuple(dece_features), gt_label, pred_label)[0]
+    return [((r["metric"], r["iou"]), np.array([np.nan if v is None else v for v in r["values"]], dtype=np.float64))
+            for r in records]
+
+
+def _records(gt: GroundTruth, detections: Detections, indices: np.ndarray | None, dece_ious: np.ndarray, bins: int,
+             matching: str, max_dets: int, dece_features: tuple[str, ...], gt_label: str,
+             pred_label: str) -> tuple[list[dict[str, Any]], dict, PairedDetections, np.ndarray | None]:
+    """The metric records (with the resamples ``indices``, if any), the reliability data, the paired
+    detections and their D-ECE features."""
+    dets = _paired_detections(gt, detections, gt_label, pred_label)
+    if dece_features and not (np.isfinite(gt.widths).all() and np.isfinite(gt.heights).all()):
+        raise UserError("dece_features needs 'width' and 'height' of every image", gt_label)
+    coco_flags, dece_flags = _match(gt, dets, dece_ious, matching)
+    counts = None if indices is None else resample_counts(indices, len(gt.image_ids))
+    records = _coco_records(gt, dets, coco_flags, max_dets, indices, counts)
+    features = box_features(dece_features, dets.boxes, gt.widths[dets.image], gt.heights[dets.image]) \
+        if dece_features else None
+    dece_records, reliability_data = _dece_records(dets, dece_ious, dece_flags, bins, features, counts)
+    return records + dece_records, reliability_data, dets, features
 
 
 def _match(gt: GroundTruth, dets: PairedDetections, dece_ious: np.ndarray,

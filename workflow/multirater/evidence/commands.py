@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--snakefile", default=None, help="the workflow (default: this repository's Snakefile)")
     s.add_argument("--profile", default=None, help="Snakemake profile (default: this repository's profiles/local)")
     s.set_defaults(func=_cell)
-    s = steps.add_parser("summarize", help="summary.csv, cells.csv, calibration.csv and fig_evidence.{png,pdf} of finished cells")
+    s = steps.add_parser("summarize", help="summary.csv, cells.csv, directions.csv, calibration.csv and fig_evidence.{png,pdf} of finished cells")
     s.add_argument("--cells", nargs="+", required=True, help="the cells' folders (each with config.yaml, results/)")
     s.add_argument("--out", required=True, help="folder to write into")
     s.set_defaults(func=_summarize)

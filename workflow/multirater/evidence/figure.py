@@ -1,8 +1,10 @@
-"""The evidence figure: LSE - RSE D-ECE in every cell, with its paired bootstrap 95 % interval.
+"""The evidence figure: LSE - RSE D-ECE in every cell, with its paired bootstrap 95 % intervals.
 
 One panel per IoU threshold of D-ECE; along x the cells (preset, then data seed), one marker per ensemble
-size. Above 0 the RSE is better calibrated than the LSE of the same size; an interval crossing 0 cannot
-tell them apart on that test set.
+size. The thin line is the two-level interval (members and test images, where the cell's pool can vary the
+members), the thick pale bar the image-only one (the trained models held fixed); where a size has no member
+variation the two coincide. Above 0 the RSE is better calibrated than the LSE of the same size; an interval
+crossing 0 cannot tell them apart.
 """
 
 from __future__ import annotations
@@ -35,7 +37,10 @@ def evidence_figure(summary: "Any") -> "Any":
             x = np.array([cells.index((p, s)) for p, s in zip(rows["preset"], rows["data_seed"])], dtype=float)
             x += (k - (len(sizes) - 1) / 2) * width
             color = OKABE_ITO[k % len(OKABE_ITO)]
-            ax.vlines(x, rows["diff_p2.5"], rows["diff_p97.5"], color=color, linewidth=1.2)
+            ax.vlines(x, rows["diff_p2.5"], rows["diff_p97.5"], color=color, linewidth=1.0)
+            if "diff_p2.5_images" in rows:
+                ax.vlines(x, rows["diff_p2.5_images"], rows["diff_p97.5_images"], color=color, linewidth=3.5,
+                          alpha=0.35)
             ax.plot(x, rows["difference"], "o", markersize=3.5, color=color, label=f"size {size}")
         ax.axhline(0.0, color="0.3", linewidth=0.8, linestyle="--")
         for boundary in [i + 0.5 for i in range(len(cells) - 1) if cells[i][0] != cells[i + 1][0]]:

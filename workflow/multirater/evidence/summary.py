@@ -1,12 +1,17 @@
-"""The evidence's tables: LSE vs RSE in every cell (``summary.csv``) and what each cell's data and models
-were like (``cells.csv``).
+"""The evidence's tables: LSE vs RSE in every cell (``summary.csv``), what held across the data seeds
+(``directions.csv``) and what each cell's data and models were like (``cells.csv``).
 
 A cell is identified by its own config file (``config.yaml``: ``dataset.synthetic.preset`` and ``seed``),
 never by its folder's name. Per ensemble size and metric, ``summary.csv`` holds the test-set values of
-the LSE and the RSE (``tables/metrics.csv``), their difference LSE - RSE, the paired bootstrap 95 %
-interval of the difference and its p-value (``tables/lse_vs_rse.csv``), and each ensemble's finite-sample
-D-ECE reference band (D-ECE rows). For D-ECE (lower is better) a difference above 0 means the RSE is
-better calibrated.
+the LSE and the RSE (``tables/metrics.csv``), their difference LSE - RSE, and from ``tables/lse_vs_rse.csv``
+the two-level bootstrap 95 % interval of the difference (members and images, where the cell's pool can vary
+the members: ``interval`` says which), its p-value and ``significant``, the image-only interval beside it
+(models held fixed), the cell's warning, and each ensemble's finite-sample D-ECE reference band (D-ECE rows).
+For D-ECE (lower is better) a difference above 0 means the RSE is better calibrated.
+
+``directions.csv`` draws the conclusion over the data seeds of a preset, never from one training run: per
+preset, size, metric and IoU, in how many seeds the two-level interval puts the LSE or the RSE ahead, and a
+direction only when it holds in every seed (``RSE better in 3 of 3 seeds``).
 """
 
 from __future__ import annotations
@@ -23,11 +28,17 @@ from multirater.ensembles.files import TEST, fused_file
 from multirater.core.provenance import PROVENANCE_COLUMNS, provenance_columns
 from multirater.evidence.design import CELL_CONFIG, RESULTS
 
+REFERENCE_COLUMNS = ["ref_mean_lse", "ref_p2.5_lse", "ref_p97.5_lse", "ref_mean_rse", "ref_p2.5_rse", "ref_p97.5_rse"]
+INTERVAL_COLUMNS = ["significant", "interval", "diff_p2.5_images", "diff_p97.5_images", "p_value_images", "warning"]
 SUMMARY_COLUMNS = ["preset", "data_seed", "size", "metric", "iou", "lse", "rse", "difference", "diff_p2.5",
-                   "diff_p97.5", "p_value", "ref_mean_lse", "ref_p2.5_lse", "ref_p97.5_lse", "ref_mean_rse",
-                   "ref_p2.5_rse", "ref_p97.5_rse"]
-# ... then where the cell ran (its workflow's results/run.json: commit, versions, CPU capability, threads,
-# device; multirater.core.provenance.PROVENANCE_COLUMNS).
+                   "diff_p97.5", "p_value", *INTERVAL_COLUMNS, *REFERENCE_COLUMNS]
+DIRECTION_COLUMNS = ["preset", "size", "metric", "iou", "seeds", "two_level", "lse_better", "rse_better",
+                     "neither", "finding"]
+# A cell whose lse_vs_rse.csv has no ``interval`` column predates the two-level bootstrap: its interval is the
+# image-only one.
+OLD_TABLE = "this cell's lse_vs_rse.csv holds the image-only interval only (made before the member bootstrap)"
+# A cell's facts, then where the cell ran (its workflow's results/run.json: commit, versions, CPU capability,
+# threads, device; multirater.core.provenance.PROVENANCE_COLUMNS).
 CELL_COLUMNS = ["preset", "data_seed", "inter_f1", "intra_f1", "single_models", "single_ap50_min",
                 "single_ap50_mean", "single_map_mean", "ensemble_size", "lse_score_std", "rse_score_std",
                 "rse_one_rater_share", *PROVENANCE_COLUMNS]
@@ -76,9 +87,55 @@ def summary_rows(folder: str | Path) -> list[dict[str, Any]]:
         rows.append({"preset": preset, "data_seed": seed, "size": int(c["size"]), "metric": c["metric"],
                      "iou": c["iou"], LSE: value[LSE], RSE: value[RSE],
                      "difference": value[LSE] - value[RSE], "diff_p2.5": c["diff_p2.5"],
-                     "diff_p97.5": c["diff_p97.5"], "p_value": c["p_value"],
-                     **{k: c.get(k, np.nan) for k in SUMMARY_COLUMNS[11:]}})
+                     "diff_p97.5": c["diff_p97.5"], "p_value": c["p_value"], **_intervals(c),
+                     **{k: c.get(k, np.nan) for k in REFERENCE_COLUMNS}})
     return rows
+
+
+def _intervals(row: "Any") -> dict[str, Any]:
+    """The interval columns of one lse_vs_rse.csv row; a table from before the member bootstrap gives its
+    generic columns as the image-only ones, labelled so."""
+    if "interval" not in row.index:
+        return {"significant": False, "interval": "images", "diff_p2.5_images": row["diff_p2.5"],
+                "diff_p97.5_images": row["diff_p97.5"], "p_value_images": row["p_value"], "warning": OLD_TABLE}
+    warning = row.get("warning")
+    return {"significant": bool(row["significant"]), "interval": row["interval"],
+            **{k: row[k] for k in ("diff_p2.5_images", "diff_p97.5_images", "p_value_images")},
+            "warning": warning if isinstance(warning, str) else None}
+
+
+def _favoured(row: "Any") -> str | None:
+    """Which ensemble a significant two-level row puts ahead (``LSE``/``RSE``), or None."""
+    from multirater.evaluation.bootstrap import LOWER_IS_BETTER
+
+    if row["interval"] != "members+images" or not row["significant"]:
+        return None
+    lse_ahead = (row["diff_p97.5"] < 0) if row["metric"] in LOWER_IS_BETTER else (row["diff_p2.5"] > 0)
+    return "LSE" if lse_ahead else "RSE"
+
+
+def directions(summary: "Any") -> "Any":
+    """``directions.csv``: per preset, size, metric and IoU over the data seeds, how many cells had a two-level
+    interval, in how many it put the LSE or the RSE significantly ahead, and the finding: a direction only
+    when every seed gives it with the two-level interval."""
+    import pandas as pd
+
+    rows = []
+    for _, cells in summary.groupby(["preset", "size", "metric", "iou"], dropna=False, sort=False):
+        favoured = [_favoured(r) for _, r in cells.iterrows()]
+        n, two = len(cells), int((cells["interval"] == "members+images").sum())
+        lse, rse = favoured.count("LSE"), favoured.count("RSE")
+        if lse == n or rse == n:
+            finding = f"{'LSE' if lse == n else 'RSE'} better in {n} of {n} seeds"
+        else:
+            finding = (f"no direction in every seed (LSE better in {lse}, RSE better in {rse}, neither in "
+                       f"{n - lse - rse} of {n}" + (f"; {n - two} without a two-level interval" if two < n else "")
+                       + ")")
+        first = cells.iloc[0]
+        rows.append({"preset": first["preset"], "size": int(first["size"]), "metric": first["metric"],
+                     "iou": first["iou"], "seeds": n, "two_level": two, "lse_better": lse, "rse_better": rse,
+                     "neither": n - lse - rse, "finding": finding})
+    return pd.DataFrame(rows, columns=DIRECTION_COLUMNS)
 
 
 def one_rater_share(fused: dict[str, Any], floor: float = SCORE_FLOOR) -> float:
@@ -163,8 +220,8 @@ def calibration_rows(folders: list[str | Path]) -> "Any":
 
 
 def write_summary(folders: list[str | Path], out: str | Path) -> list[Path]:
-    """``summary.csv`` and ``cells.csv`` of the cells in ``folders`` into ``out``, and ``calibration.csv``
-    when the cells calibrated; return the paths."""
+    """``summary.csv``, ``cells.csv`` and ``directions.csv`` of the cells in ``folders`` into ``out``, and
+    ``calibration.csv`` when the cells calibrated; return the paths."""
     import pandas as pd
 
     from multirater.core.files import write_csv
@@ -179,10 +236,11 @@ def write_summary(folders: list[str | Path], out: str | Path) -> list[Path]:
     summary = pd.DataFrame([r for f in ordered for r in summary_rows(f)], columns=SUMMARY_COLUMNS)
     cells = pd.DataFrame([cell_row(f) for f in ordered], columns=CELL_COLUMNS)
     calibration = calibration_rows(ordered)  # read every table before writing anything
-    paths = [Path(out) / "summary.csv", Path(out) / "cells.csv"]
+    paths = [Path(out) / "summary.csv", Path(out) / "cells.csv", Path(out) / "directions.csv"]
     write_csv(paths[0], summary)
     write_csv(paths[1], cells)
+    write_csv(paths[2], directions(summary))
     if calibration is not None:
         paths.append(Path(out) / "calibration.csv")
-        write_csv(paths[2], calibration)
+        write_csv(paths[3], calibration)
     return paths

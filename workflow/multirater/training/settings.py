@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from multirater.config.schema import (
-    check_model_rules, defaults, read_schema, schema_definition, schema_problem,
+    WORKFLOW_ONLY, check_model_rules, defaults, job_properties, read_schema, schema_definition, schema_problem,
 )
 from multirater.core.errors import UserError
 from multirater.core.files import read_yaml
@@ -31,8 +31,8 @@ ARCHITECTURE_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def setting_names(section: str) -> list[str]:
-    """The keys of ``section`` (``model`` or ``training``), in the schema's order."""
-    return list(schema_definition(section)["properties"])
+    """The job keys of ``section`` (``model`` or ``training``), in the schema's order."""
+    return list(job_properties(section))
 
 
 @functools.cache
@@ -65,6 +65,8 @@ def check(values: Any, definition: str, file: Any = None, where: str = "") -> No
 def complete_training(values: dict[str, Any] | None) -> dict[str, Any]:
     """Checked training settings with every missing key at its default (no checks here)."""
     out = {**defaults("training"), **(values or {})}
+    for key in WORKFLOW_ONLY["training"]:
+        out.pop(key, None)
     # freeze: the paper's search space says true/false; they mean backbone/none.
     if isinstance(out["freeze"], bool):
         out["freeze"] = "backbone" if out["freeze"] else "none"
