@@ -27,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -49,8 +50,8 @@ MULTIORG = (6390, 5724)
 
 def cpu_seconds() -> float:
     """CPU time of this process and of its reaped children (the loader's workers, once an epoch ends)."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def job_for(manifest: Path, splits: Path, model: str, crop: int, batch: int, augment: bool, workers: int,
@@ -74,7 +75,7 @@ def deliver(job, epochs: int) -> dict[str, float]:
             if first is None:
                 first = time.perf_counter() - wall
     wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
-    return {"crops": crops, "crops_per_s": crops / wall, "crops_per_cpu_s": crops / cpu, "first_batch_s": first,
+    return {"crops": crops, "crops_per_s": crops / wall, "crops_per_cpu_s": crops / max(cpu, 1e-6), "first_batch_s": first,
             "wall_s": wall, "cpu_s": cpu}
 
 
@@ -131,11 +132,7 @@ def main() -> int:
     width, height = (int(v) for v in args.size.lower().split("x"))
     augments = {"on": [True], "off": [False], "both": [False, True]}[args.augment]
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
-    header = (f"{args.images} images of {width} x {height} px, 16-bit, {args.compression or 'uncompressed'} TIFF; "
-              f"{args.crop} px crops, batch {args.batch_size}; {os.cpu_count()} CPUs, load average "
-              f"{os.getloadavg()[0]:.1f}; step: {args.model} on {where}")
-    print(header, flush=True)
-    results: dict = {"header": header, "runs": [], "step": None}
+    results: dict = {"runs": [], "step": None}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         if args.data is not None:
@@ -143,6 +140,15 @@ def main() -> int:
         else:
             manifest, splits = write_large_dataset(root, args.images, width, height, val=1,
                                                    compression=args.compression, val_size=(512, 512))
+        dataset = load_dataset(manifest)
+        train_ids = read_splits(splits, dataset)["train"]
+        first = dataset.images[train_ids[0]]
+        layout = f", {args.compression or 'uncompressed'}" if args.data is None else ""
+        header = (f"{len(train_ids)} images of {first.width} x {first.height} px, 16-bit{layout} TIFF; {args.crop} px crops, "
+                  f"batch {args.batch_size}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+                  f"step: {args.model} on {where}")
+        print(header, flush=True)
+        results["header"] = header
         for augment in augments:
             for workers in args.workers:
                 job = job_for(manifest, splits, args.model, args.crop, args.batch_size, augment, workers, device,
