@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch is pinned to the build that lies on this machine's disk; pip takes it from there.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo evidence test test-slurm test-gpu bench lint format docs clean
+.PHONY: install demo evidence test test-slurm test-gpu gpu-check bench lint format docs clean
 
 install: $(STAMP)
 
@@ -41,6 +41,13 @@ test-slurm: install
 # themselves, with the reason, where no CUDA device is visible.
 test-gpu: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m gpu -rs tests/gpu
+
+# The first run on a GPU node (benchmarks/gpu_check.py): the GPU tests, bench_train and bench_input on the device,
+# a short MultiOrg-shaped training; under 8 minutes, one summary table (results/gpu-check/summary.md).
+# DEVICE=cpu rehearses every step on the CPU.
+DEVICE ?= cuda
+gpu-check: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/gpu_check.py --device $(DEVICE)
 
 bench: install
 	$(BIN)/python -m pip install -e '.[bench]'

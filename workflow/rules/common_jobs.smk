@@ -95,6 +95,9 @@ def _job_resources(kind):
     }
     if kind == "predict":
         out["batch_size"] = config["prediction"]["batch_size"]
+    else:  # auto: from the job's threads (multirater train --loader-workers)
+        workers = res["loader_workers"]
+        out["loader_workers"] = "auto" if workers is None else workers
     if res["gpu_partition"]:
         out["slurm_partition"] = res["gpu_partition"]
     return out

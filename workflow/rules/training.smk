@@ -53,7 +53,8 @@ if BASE_CHECKPOINT is None:
         shell:
             "multirater pretrain --dataset {params.dataset} --splits {input.splits}"
             " --config {input.config} --out {params.out}"
-            " --device {resources.device} --threads {threads} > {log} 2>&1"
+            " --device {resources.device} --threads {threads}"
+            " --loader-workers {resources.loader_workers} > {log} 2>&1"
 
 
 rule train:
@@ -81,7 +82,7 @@ rule train:
         "multirater train --dataset {params.dataset} --splits {input.splits}"
         " --strategy {wildcards.strategy} --config {input.config} --out {params.out}"
         " --base {params.base} --device {resources.device} --threads {threads}"
-        " > {log} 2>&1"
+        " --loader-workers {resources.loader_workers} > {log} 2>&1"
 
 
 rule predict:

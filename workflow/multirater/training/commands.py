@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TYPE_CHECKING, Any
 
 from multirater.core.errors import UserError
@@ -18,6 +19,18 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be auto or a number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be auto or a number >= 0, got {value}")
     return value
 
 
@@ -54,6 +67,9 @@ def register(subparsers: Any) -> None:
         p.add_argument("--config", required=True, help="training configuration YAML ({model, training, config_id})")
         p.add_argument("--out", required=True, help="model folder (status.json, best.pt, last.pt, metrics.csv)")
         _add_device(p)
+        p.add_argument("--loader-workers", type=_workers, default="auto",
+                       help="processes preparing the training batches (0: this process); auto: from --threads "
+                            "(on a GPU all but one, on the CPU one when there are two or more)")
         p.set_defaults(func=_train, pretrain=name == "pretrain")
 
     p = subparsers.add_parser("predict", help="run a trained model on val, test or a folder of images")
@@ -113,7 +129,14 @@ def _train(args: argparse.Namespace) -> int:
     splits = read_splits(args.splits, dataset)
     strategy = parse_strategy(UNION if args.pretrain else args.strategy, dataset.rater_names)
     device = _setup(args)
-    return run_training(dataset, splits, strategy, config, args.out, device, getattr(args, "base", None))
+    workers = args.loader_workers
+    if workers == "auto":
+        from multirater.training.samples import default_loader_workers
+
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        workers = default_loader_workers(args.threads or cpus, device)
+    return run_training(dataset, splits, strategy, config, args.out, device, getattr(args, "base", None),
+                        loader_workers=workers)
 
 
 def _predict(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ from multirater.io.detections import Detections, write_detections
 from multirater.training.checkpoints import read_checkpoint
 from multirater.training.image_windows import open_windows
 from multirater.training.models import build_model
-from multirater.training.tiling import Window, detect_tiled
+from multirater.training.tiling import Tile, Window, detect_tiled
 
 
 @torch.no_grad()
@@ -46,11 +46,12 @@ def detect(
 
 def detect_large(model: torch.nn.Module, read_window: Callable[[Window], torch.Tensor], width: int, height: int,
                  model_settings: dict[str, Any], batch_size: int, device: torch.device,
-                 amp: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 amp: bool = False, only: list[Tile] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(boxes xyxy, scores, labels) of one image predicted in overlapping windows of
-    ``model_settings['tile_size']`` (:mod:`multirater.training.tiling`), ``batch_size`` windows at a time."""
+    ``model_settings['tile_size']`` (:mod:`multirater.training.tiling`), ``batch_size`` windows at a time
+    (``only`` these windows of the grid, when given)."""
     return detect_tiled(lambda windows: detect(model, windows, batch_size, device, amp), read_window, width, height,
-                        model_settings["tile_size"], model_settings["tile_overlap"], batch_size)
+                        model_settings["tile_size"], model_settings["tile_overlap"], batch_size, only)
 
 
 def _detect_files(model: torch.nn.Module, model_settings: dict[str, Any], chunk: list[int], paths: dict[int, Path],
