@@ -4,20 +4,29 @@ them), so that it follows the code as modules are added, moved or split."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from cli_reference import escape
 
 
+# a Sphinx cross-reference in a docstring, :func:`name` or :class:`~a.b.Name`: shown as the code span `name`
+ROLE = re.compile(r":(?:func|class|mod|meth|attr|data|obj):`(~?)([^`]+)`")
+
+
 def summary(path: Path) -> str:
     """The first paragraph of a module's docstring, on one line ("" without one)."""
     docstring = ast.get_docstring(ast.parse(path.read_text())) or ""
-    return " ".join(docstring.split("\n\n")[0].split())
+    text = " ".join(docstring.split("\n\n")[0].split())
+    return ROLE.sub(lambda m: f"`{m.group(2).rsplit('.', 1)[-1] if m.group(1) else m.group(2)}`", text)
 
 
 def package_lines(package: Path, root: Path) -> list[str]:
     name = package.relative_to(root).as_posix()
     own = summary(package / "__init__.py") if (package / "__init__.py").exists() else ""
+    if own.startswith(f"{package.name}: "):  # "calibration: post-hoc calibrators ..." under its own heading
+        own = own[len(package.name) + 2:]
+        own = own[:1].upper() + own[1:]
     lines = [f"### {name}/", ""]
     if own and own != package.name:
         lines += [escape(own), ""]

@@ -1,4 +1,4 @@
-"""The evidence figure: LSE - RSE D-ECE in every cell, with its paired bootstrap 95 % intervals.
+"""The evidence figure: LSE - RSE D-ECE in every cell, with its two-level and image-only 95 % intervals.
 
 One panel per IoU threshold of D-ECE; along x the cells (preset, then data seed), one marker per ensemble
 size. The thin line is the two-level interval (members and test images, where the cell's pool can vary the
