@@ -17,6 +17,12 @@ from multirater.config.loading import apply_ensemble, load_workflow_config
 from multirater.core.errors import UserError
 from multirater.data.manifest import read_manifest
 from multirater.selection.members import read_members
+from multirater.slurm.site import (
+    constant_values,
+    kind_resources,
+    model_job_resources,
+    other_job_resources,
+)
 from multirater.training.sweep import configs_tsv, pretrain_config, training_config
 
 R = "results"
@@ -171,6 +177,34 @@ def evaluation_group(wildcards):
     return None
 
 
+# --- SLURM site settings (config `slurm`, config/site.example.yaml): sbatch's partition, account, qos,
+# constraint, GPUs and extra options per kind of job. A model's evaluation joins its model's SLURM job,
+# so it asks for what the training asks for (multirater.slurm.site); the other evaluations for what the
+# CPU jobs ask for. A command line that would split a model's job across partitions stops here, at parse
+# time: Snakemake's own grouping error comes before onstart and names neither the rules nor the fix.
+try:
+    CPU_JOB = kind_resources(config, "cpu")
+    GPU_JOB = kind_resources(config, "gpu")
+    _DEFAULTS = constant_values(workflow.resource_settings.default_resources)
+    _OVERRIDES = {
+        rule_name: constant_values(values)
+        for rule_name, values in workflow.resource_settings.overwrite_resources.items()
+    }
+    _MODEL_JOB = model_job_resources(GPU_JOB, _DEFAULTS, _OVERRIDES)
+    _OTHER_JOB = other_job_resources(CPU_JOB, _DEFAULTS)
+except UserError as _error:
+    raise WorkflowError(str(_error)) from None
+
+
+def _evaluation_site(key):
+    return lambda wildcards: (
+        _MODEL_JOB if evaluation_group(wildcards) else _OTHER_JOB
+    ).get(key)
+
+
+EVALUATION_JOB = {key: _evaluation_site(key) for key in {**_MODEL_JOB, **_OTHER_JOB}}
+
+
 def _job_resources(kind):
     res = config["resources"]
     # device and batch size are resources, not params: changing them must not rerun finished jobs
@@ -179,11 +213,10 @@ def _job_resources(kind):
         "runtime": _runtime_per_attempt(res[f"{kind}_runtime"]),
         "device": res["device"],
         **GROUP_SLOT,
+        **GPU_JOB,
     }
     if kind == "predict":
         out["batch_size"] = config["prediction"]["batch_size"]
-    if res["gpu_partition"]:
-        out["slurm_partition"] = res["gpu_partition"]
     return out
 
 

@@ -15,6 +15,7 @@ if MANIFEST is None:
             ENV
         threads: 1
         resources:
+            **CPU_JOB,
             mem_mb=2000,
             runtime=30,
         params:
@@ -50,6 +51,7 @@ if BASE_CHECKPOINT is None and BASE_MANIFEST is None:
             ENV
         threads: 1
         resources:
+            **CPU_JOB,
             mem_mb=2000,
             runtime=30,
         params:
@@ -77,6 +79,7 @@ if BASE_CHECKPOINT is None:
             ENV
         threads: 1
         resources:
+            **CPU_JOB,
             mem_mb=2000,
             runtime=10,
         params:
@@ -101,6 +104,7 @@ rule check:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=2000,
         runtime=30,
     params:
@@ -123,6 +127,7 @@ rule split:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=2000,
         runtime=10,
     params:
