@@ -54,6 +54,8 @@ def test_gres_replaces_the_gpus_option_and_is_not_combined_with_it() -> None:
         kind_resources(config({"gpu": {"gres": "gpu:1", "count": 1}}), "gpu")
     with pytest.raises(UserError, match=r"^config: slurm\.gpu\.type: 'a100' with no GPU asked for"):
         kind_resources(config({"gpu": {"type": "a100", "count": 0}}), "gpu")
+    with pytest.raises(UserError, match=r"^config: slurm\.gpu\.count: 0 while resources\.device is cuda"):
+        kind_resources(config({"gpu": {"count": 0}}, device="cuda"), "gpu")
 
 
 def test_command_line_resources_become_plain_values() -> None:

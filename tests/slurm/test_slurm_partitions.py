@@ -2,7 +2,9 @@
 (node <host>-gpu, two fake GPUs, a 60 min limit), named in a site file (the config's `slurm` section) and
 nowhere else. A small run (one rater, one configuration, one epoch) goes through profiles/slurm, and sacct
 shows every GPU job (pretrain; a model's training, prediction and evaluation, one SLURM job) in `gpu` with
-its GPU, and every other job in `cpu` without one."""
+its GPU, and every other job in `cpu` without one. And the pre-flight refuses, before any sbatch, a run
+whose retry would outgrow the GPU partition's time limit, naming the job, the attempt, the request and the
+limit."""
 
 from __future__ import annotations
 
@@ -88,3 +90,19 @@ def test_gpu_jobs_run_in_the_gpu_partition_and_the_others_in_the_cpu_partition(t
     assert sorted(sorted(rules) for rules in seen) == sorted(
         [["synth"], ["split"], ["check"], ["synth_base"], ["base_split"], ["pretrain"],
          ["evaluate_detections", "predict", "train"]]), seen
+
+
+def test_a_retry_longer_than_the_gpu_partition_allows_is_refused_before_any_sbatch(tmp_path: Path,
+                                                                                   slurm_cluster: None) -> None:
+    # first attempt: 25 + 5 + 10 = 40 min, within the 60 min limit; the retry (profiles/slurm: retries 1):
+    # (25 + 5) x 2 + 10 = 70 min. Memory: the group's largest member, the evaluation's 4000 MB.
+    config = {**SMALL, "resources": {**SMALL["resources"], "train_runtime": 25}}
+    log = run(tmp_path, config, MODEL_METRICS)
+    [message] = [line for line in log.splitlines() if line.startswith("SLURM pre-flight: ")]
+    assert re.match(r"SLURM pre-flight: group model_ls_[0-9a-f]{8} \(evaluate_detections, predict, train\) at "
+                    r"attempt 2 of 2 \(a retry: `retries` of the profile; its time limit grows with the attempt\) "
+                    r"asks for 1 CPU, 4000 MB, 1 GPU, 70 min; partition gpu allows 60 min: ", message), message
+    assert message.endswith("a partition with a longer limit. Nothing was submitted."), message
+    assert "submitted with SLURM jobid" not in log
+    for name in re.findall(r"SLURM run ID: (\S+)", log):
+        assert sacct(name=name) == []

@@ -73,6 +73,8 @@ def _gpu_request(config: Mapping[str, Any], file: str) -> dict[str, str | int]:
                             "one of the two", file, "slurm.gpu.gres")
         return {"gres": gpu["gres"]}
     count = gpu_count(config)
+    if count == 0 and config["resources"]["device"] == "cuda":
+        raise UserError("0 while resources.device is cuda: the GPU jobs would find no GPU", file, "slurm.gpu.count")
     if count == 0:
         if gpu["type"] is not None:
             raise UserError(f"{gpu['type']!r} with no GPU asked for (slurm.gpu.count 0, or resources.device cpu)",
