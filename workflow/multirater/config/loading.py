@@ -225,12 +225,41 @@ def check_workflow_config(config: dict[str, Any], file: str = "config") -> tuple
     return raters, configs
 
 
-def load_workflow_config(config: dict[str, Any], schema_path: str | Path,
-                         file: str = "config") -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
+# The settings that name a file or folder the workflow reads, with what it is (for the message).
+SETTING_FILES = {
+    "dataset.manifest": ("file", "your dataset.yaml: multirater import writes one, docs/file-contracts.md "
+                                 "describes it"),
+    "dataset.base_manifest": ("file", "the separate dataset.yaml the pretrain job trains the base model on"),
+    "model.base_checkpoint": ("file", "the weights every model is fine-tuned from, e.g. the GOAT weights "
+                                      "(Bremer et al. 2022; config/multiorg.yaml, step 3): put the file there or "
+                                      "change the path"),
+    "apply.images": ("folder", "the new images the apply target counts objects in"),
+}
+
+
+def check_setting_files(config: dict[str, Any], file: str = "config") -> None:
+    """Every file or folder a setting names exists (relative paths: from the working directory), else one
+    UserError naming the setting, instead of Snakemake's MissingInputException about a path."""
+    for key, (kind, what) in SETTING_FILES.items():
+        section, name = key.split(".")
+        path = (config.get(section) or {}).get(name)
+        if path is None:
+            continue
+        found = Path(path).is_dir() if kind == "folder" else Path(path).is_file()
+        if not found:
+            problem = "is a folder, not a file" if kind == "file" and Path(path).is_dir() else "not found"
+            raise UserError(f"{kind} {path} {problem} ({what})", file, key)
+
+
+def load_workflow_config(config: dict[str, Any], schema_path: str | Path, file: str = "config",
+                         check_files: bool = False) -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
     """What the Snakefile needs at parse time: the validated config (defaults filled, and
     ``evaluation.label_set`` resolved to a label set of the dataset), the rater names and the sweep's
-    configurations; any problem is one UserError naming the key."""
+    configurations; any problem is one UserError naming the key. ``check_files``: also that every file a
+    setting names exists (``check_setting_files``; the Snakefile asks for it, the cross-key rules not)."""
     checked = validate(config, schema_path, file)
+    if check_files:
+        check_setting_files(checked, file)
     raters, configs = check_workflow_config(checked, file)
     checked["evaluation"]["label_set"] = headline_label_set(checked, file)
     return checked, raters, configs
