@@ -78,11 +78,12 @@ rule recalibrate:
 # metrics/calibration/<approach>/<variant>.json, same settings and resamples as every other file.
 
 
-# Do the expected counts (sum of scores) hold on the test images? Against the consensus boxes.
+# Do the expected counts (sum of scores) hold on the test images? Against the headline label set's boxes.
 rule count_accuracy:
     input:
         dataset=DATASET_INPUT,
         detections=lambda w: APPROACH_FILES.test_detections(w.approach, w.variant),
+        gt=label_set_input(HEADLINE_LABEL_SET),
     output:
         f"{R}/calibration/{{approach}}/{{variant}}/counts.json",
     log:

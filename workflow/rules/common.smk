@@ -4,6 +4,7 @@ from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
 from multirater.calibration.approach_files import ApproachFiles
 from multirater.calibration.approaches import (
@@ -15,6 +16,7 @@ from multirater.calibration.approaches import (
 from multirater.config import SCHEMA_PATH
 from multirater.config.loading import apply_ensemble, load_workflow_config
 from multirater.core.errors import UserError
+from multirater.data.consensus import MAJORITY, majority_voters
 from multirater.data.manifest import read_manifest
 from multirater.selection.members import read_members
 from multirater.slurm.site import (
@@ -94,9 +96,36 @@ else:
         }
     except UserError as _error:
         raise WorkflowError(str(_error)) from None
+# No consensus: the majority of the test label sets (each rater's own labels of the test images) stands in
+# for it, derived by the majority rule (data.smk) as the label set "majority" (the config check above
+# resolved evaluation.label_set to it already, multirater.config.loading.headline_label_set).
+MAJORITY_VOTERS = majority_voters(list(LABEL_SET_FILES))
+DERIVED_LABEL_SETS = {MAJORITY: f"{R}/data/majority.json"} if MAJORITY_VOTERS else {}
+LABEL_SET_FILES.update(DERIVED_LABEL_SETS)
 LABEL_SETS = list(LABEL_SET_FILES)
 HEADLINE_LABEL_SET = config["evaluation"]["label_set"]
 HEADLINE_GT = LABEL_SET_FILES[HEADLINE_LABEL_SET]
+if MAJORITY_VOTERS:
+    logger.info(
+        f"No consensus in {MANIFEST}: the majority of its test label sets "
+        f"({', '.join(MAJORITY_VOTERS)}; an object counts where more than half of them mark it) "
+        f"is the label set {MAJORITY} ({DERIVED_LABEL_SETS[MAJORITY]}, rule majority), "
+        + (
+            "the ground truth of the headline metrics, tables and figures"
+            if HEADLINE_LABEL_SET == MAJORITY
+            else f"evaluated beside the headline label set {HEADLINE_LABEL_SET}"
+        )
+        + "; every model and ensemble is also evaluated against each label set."
+    )
+
+
+def label_set_input(label_set):
+    """A label set's file as a job's input when the workflow writes it (the derived majority), else none:
+    the manifest's files exist already (and the synthetic consensus lies inside a directory() output).
+    """
+    return [LABEL_SET_FILES[label_set]] if label_set in DERIVED_LABEL_SETS else []
+
+
 CONSENSUS = HEADLINE_GT  # the name calibration.smk reads the headline ground truth by
 
 

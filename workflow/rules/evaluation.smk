@@ -10,6 +10,7 @@ rule evaluate_detections:
     input:
         dataset=DATASET_INPUT,
         detections=lambda w: EVALUATED[subject_label_set(w.subject)[1]],
+        gt=lambda w: label_set_input(subject_label_set(w.subject)[0]),
     output:
         f"{R}/metrics/{{subject}}.json",
     log:

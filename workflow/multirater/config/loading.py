@@ -107,28 +107,38 @@ def rater_names(config: dict[str, Any], file: str = "config") -> list[str]:
 
 def label_set_names(config: dict[str, Any]) -> list[str]:
     """The test label sets of the configured dataset: the synthetic ``consensus``, or a manifest's
-    (``consensus`` first, then ``test_label_sets``)."""
+    (``consensus`` first, then ``test_label_sets``), then ``majority`` when the workflow derives it (no
+    consensus: ``multirater.data.consensus.majority_voters``)."""
+    from multirater.data.consensus import MAJORITY, majority_voters
     from multirater.data.manifest import CONSENSUS, read_manifest
 
     manifest = config["dataset"].get("manifest")
     if manifest is None:
         return [CONSENSUS]
-    return list(read_manifest(manifest).label_set_files)
+    names = list(read_manifest(manifest).label_set_files)
+    return names + [MAJORITY] if majority_voters(names) else names
 
 
 def headline_label_set(config: dict[str, Any], file: str = "config") -> str:
     """The test label set of the headline metrics, tables and figures: ``evaluation.label_set``, checked
-    against the dataset's label sets, or by default ``consensus`` when there is one, else the first."""
+    against the dataset's label sets, or by default ``consensus`` when there is one, else the majority (the
+    import's, or the workflow's of every label set), else the one label set."""
+    from multirater.data.consensus import MAJORITY
     from multirater.data.manifest import CONSENSUS
 
     label_sets = label_set_names(config)
     where = config["dataset"].get("manifest") or "the synthetic dataset"
     if not label_sets:
-        raise UserError("has no test label set (consensus or test_label_sets): the test images need labels",
+        raise UserError("has no test label set (consensus or test_label_sets): the test images need labels; "
+                        "multirater import takes them with --consensus-labels (a consensus) or --test-labels "
+                        "(each rater's own, whose majority the workflow then evaluates against)",
                         where, "test_label_sets")
     chosen = config["evaluation"].get("label_set")
     if chosen is None:
-        return CONSENSUS if CONSENSUS in label_sets else label_sets[0]
+        for default in (CONSENSUS, MAJORITY):
+            if default in label_sets:
+                return default
+        return label_sets[0]
     if chosen not in label_sets:
         raise UserError(f"{chosen!r} is not a test label set of {where} ({', '.join(label_sets)})", file,
                         "evaluation.label_set")

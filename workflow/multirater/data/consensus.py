@@ -21,7 +21,17 @@ from multirater.core.errors import UserError
 from multirater.ensembles.fusion import fuse
 from multirater.io.detections import Detections
 
-MAJORITY = "majority"  # the label set's name where the importer adds it
+MAJORITY = "majority"  # the label set's name where the importer adds it, or the workflow derives it
+CONSENSUS = "consensus"  # multirater.data.manifest.CONSENSUS (that module reads YAML only; this one fuses)
+
+
+def majority_voters(label_sets: list[str]) -> list[str]:
+    """The test label sets whose majority the workflow derives as the label set ``majority`` when a dataset
+    has no consensus: all of them, given at least two and no ``majority`` already; else none (a consensus,
+    one label set, or a majority written by the import)."""
+    if CONSENSUS in label_sets or MAJORITY in label_sets or len(label_sets) < 2:
+        return []
+    return list(label_sets)
 
 
 def majority_consensus(label_sets: dict[str, dict], iou: float = 0.5) -> dict:

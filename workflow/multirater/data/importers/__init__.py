@@ -4,6 +4,9 @@
   each TIFF), or a flat folder of ``..._Annotator_A.json`` files.
 - ``napari-organoid-counter``: the plugin's JSON, one folder per rater.
 - ``csv``: the reference code's CSV, one file per image with an annotator column.
+
+Test images: a consensus (``consensus_labels``), each rater's own labels of them (``test_labels``, in the
+layout of ``labels``: one test label set ``test_<rater>`` per rater), or both.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from multirater.data.importers.assembly import Imported
+    from multirater.data.importers.common import Annotations
 
 FORMATS = ("multiorg", "napari-organoid-counter", "csv")
+TEST_LABEL_SET_PREFIX = "test_"  # a rater's labels of the test images: the test label set test_<rater>
 
 
 def import_dataset(
@@ -26,6 +31,7 @@ def import_dataset(
     name: str | None = None,
     axes: str = "rc",
     majority: bool = False,
+    test_labels: str | Path | None = None,
 ) -> Imported:
     """Read ``labels`` (and ``consensus_labels``) in format ``fmt`` and write a dataset into ``out``.
 
@@ -46,25 +52,36 @@ def import_dataset(
     if labels is None:
         if fmt != "multiorg":
             raise UserError(f"the {fmt} format needs the folder of label files", None, "labels")
-        if consensus_labels is not None:
-            raise UserError("MultiOrg as published holds its test labels beside the test images", None,
-                            "consensus_labels")
+        for setting, value in (("consensus_labels", consensus_labels), ("test_labels", test_labels)):
+            if value is not None:
+                raise UserError("MultiOrg as published holds its test labels beside the test images", None,
+                                setting)
         published = multiorg.collect_published(Path(images), errors)
         errors.raise_if_any()
         return write_imported_dataset(out, Path(images), published.raters, published.label_sets, name,
                                       coverage="partial", images=published.images, majority=majority)
 
     skipped = 0
+    test_raters: Annotations = {}
     if fmt == "napari-organoid-counter":
         raters, skipped = napari_organoid_counter.collect_with_skipped(Path(labels), errors, axes=axes)
         consensus = (napari_organoid_counter.collect(Path(consensus_labels), errors, True, axes)
                      if consensus_labels else None)
+        if test_labels:
+            test_raters, test_skipped = napari_organoid_counter.collect_with_skipped(
+                Path(test_labels), errors, axes=axes, setting="test_labels")
+            skipped += test_skipped
     else:
         reader = multiorg.collect if fmt == "multiorg" else csv_files.collect
         raters = reader(Path(labels), errors)
         consensus = reader(Path(consensus_labels), errors, consensus=True) if consensus_labels else None
+        if test_labels:
+            test_raters = reader(Path(test_labels), errors, setting="test_labels")
+    if test_labels and not test_raters and not errors:
+        errors.add("no annotation files found", test_labels, "test_labels")
     errors.raise_if_any()
     label_sets = {} if consensus is None else {"consensus": consensus}
+    label_sets.update({f"{TEST_LABEL_SET_PREFIX}{rater}": boxes for rater, boxes in test_raters.items()})
     imported = write_imported_dataset(out, Path(images), raters, label_sets, name, majority=majority)
     if skipped:
         imported.found.append(f"skipped {skipped} files without boxes (the plugin's .meta.json, .json.draft and "
