@@ -16,15 +16,9 @@ from multirater.calibration.approaches import (
 from multirater.config import SCHEMA_PATH
 from multirater.config.loading import apply_ensemble, load_workflow_config
 from multirater.core.errors import UserError
-from multirater.data.consensus import MAJORITY, majority_voters
+from multirater.data.consensus import MAJORITY, majority_note, majority_voters
 from multirater.data.manifest import read_manifest
 from multirater.selection.members import read_members
-from multirater.slurm.site import (
-    constant_values,
-    kind_resources,
-    model_job_resources,
-    other_job_resources,
-)
 from multirater.training.sweep import configs_tsv, pretrain_config, training_config
 
 R = "results"
@@ -107,15 +101,7 @@ HEADLINE_LABEL_SET = config["evaluation"]["label_set"]
 HEADLINE_GT = LABEL_SET_FILES[HEADLINE_LABEL_SET]
 if MAJORITY_VOTERS:
     logger.info(
-        f"No consensus in {MANIFEST}: the majority of its test label sets "
-        f"({', '.join(MAJORITY_VOTERS)}; an object counts where more than half of them mark it) "
-        f"is the label set {MAJORITY} ({DERIVED_LABEL_SETS[MAJORITY]}, rule majority), "
-        + (
-            "the ground truth of the headline metrics, tables and figures"
-            if HEADLINE_LABEL_SET == MAJORITY
-            else f"evaluated beside the headline label set {HEADLINE_LABEL_SET}"
-        )
-        + "; every model and ensemble is also evaluated against each label set."
+        majority_note(MANIFEST, MAJORITY_VOTERS, LABEL_SET_FILES, HEADLINE_LABEL_SET)
     )
 
 
@@ -172,101 +158,6 @@ def input_folder(key):
 def output_stem(key):
     """Params function: output ``key`` without its suffix (a figure command writes STEM.png and STEM.pdf)."""
     return lambda wildcards, output: str(Path(_pick(output, key)).with_suffix(""))
-
-
-# --- resources ----------------------------------------------------------------------------------
-def _runtime_per_attempt(minutes):
-    # each retry (--retries; the slurm profile's `retries`) gets the limit once more, so a job killed
-    # at its time limit comes back with more time (and a training resumes from its last.pt)
-    def runtime(wildcards, attempt):
-        return minutes * attempt
-
-    return runtime
-
-
-# A SLURM group job (profiles/slurm: a model's training, predictions and evaluation) has one slot
-# (`resources: group_slots=1` there) and each grouped job takes it: members run one after another, so
-# the group asks for its largest member's CPUs and memory, not their sum. Outside SLURM nothing
-# limits group_slots.
-GROUP_SLOT = {"group_slots": 1}
-
-
-def evaluation_group(wildcards):
-    """The group (one SLURM job) an evaluation runs in: a model's metrics, on every label set, join
-    that model's job (profiles/slurm groups train and predict as model_<strategy>_<config_id>). The
-    other evaluations (ensembles, calibrated detections) come after the members checkpoint; Snakemake
-    9.27 mishandles groups the DAG updates after a checkpoint (duplicate submissions, stale requests,
-    bundles growing past --group-components), so they run as jobs of their own. Groups matter only to
-    cluster executors."""
-    subject = wildcards.subject
-    if subject.startswith("label_sets/"):
-        subject = subject.split("/", 2)[2]
-    kind, *names = subject.split("/")
-    if kind == "models":
-        strategy, config_id = names
-        return f"model_{strategy}_{config_id}"
-    return None
-
-
-# --- SLURM site settings (config `slurm`, config/site.example.yaml): sbatch's partition, account, qos,
-# constraint, GPUs and extra options per kind of job. A model's evaluation joins its model's SLURM job,
-# so it asks for what the training asks for (multirater.slurm.site); the other evaluations for what the
-# CPU jobs ask for. A command line that would split a model's job across partitions stops here, at parse
-# time: Snakemake's own grouping error comes before onstart and names neither the rules nor the fix.
-try:
-    CPU_JOB = kind_resources(config, "cpu")
-    GPU_JOB = kind_resources(config, "gpu")
-    _DEFAULTS = constant_values(workflow.resource_settings.default_resources)
-    _OVERRIDES = {
-        rule_name: constant_values(values)
-        for rule_name, values in workflow.resource_settings.overwrite_resources.items()
-    }
-    _MODEL_JOB = model_job_resources(GPU_JOB, _DEFAULTS, _OVERRIDES)
-    _OTHER_JOB = other_job_resources(CPU_JOB, _DEFAULTS)
-except UserError as _error:
-    raise WorkflowError(str(_error)) from None
-
-
-def _evaluation_site(key):
-    return lambda wildcards: (
-        _MODEL_JOB if evaluation_group(wildcards) else _OTHER_JOB
-    ).get(key)
-
-
-EVALUATION_JOB = {key: _evaluation_site(key) for key in {**_MODEL_JOB, **_OTHER_JOB}}
-
-
-def _job_resources(kind):
-    res = config["resources"]
-    # device and batch size are resources, not params: changing them must not rerun finished jobs
-    out = {
-        "mem_mb": res[f"{kind}_mem_mb"],
-        "runtime": _runtime_per_attempt(res[f"{kind}_runtime"]),
-        "device": res["device"],
-        **GROUP_SLOT,
-        **GPU_JOB,
-    }
-    if kind == "predict":
-        out["batch_size"] = config["prediction"]["batch_size"]
-    return out
-
-
-TRAIN_RESOURCES = _job_resources("train")
-PREDICT_RESOURCES = _job_resources("predict")
-
-
-# --- SLURM pre-flight: before the first sbatch, every job's request against the nodes `sinfo` lists.
-# A request no node of its partition can meet would sit PENDING forever with snakemake saying nothing.
-onstart:
-    _executor = workflow.executor_plugin
-    if _executor is not None and _executor.name == "slurm":
-        from snakemake.logging import logger
-        from multirater.slurm.preflight import check_run
-
-        try:
-            check_run(workflow.dag, warn=logger.warning)
-        except UserError as _error:
-            raise WorkflowError(str(_error)) from None
 
 
 # --- file lists ---------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ rule evaluate_detections:
         ENV
     threads: 1
     resources:
-        **GROUP_SLOT,  # in its model's SLURM job, after the predictions (common.smk)
+        **GROUP_SLOT,  # in its model's SLURM job, after the predictions (resources.smk)
         **EVALUATION_JOB,  # that job's partition, account, ... (a model's), else the CPU jobs'
         mem_mb=4000,
         runtime=10,  # seconds in practice; a model's SLURM job adds it to its time limit

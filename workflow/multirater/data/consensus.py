@@ -34,6 +34,15 @@ def majority_voters(label_sets: list[str]) -> list[str]:
     return list(label_sets)
 
 
+def majority_note(manifest: str, voters: list[str], files: dict[str, str], headline: str) -> str:
+    """What the workflow says when it starts on a dataset without a consensus."""
+    role = ("the ground truth of the headline metrics, tables and figures" if headline == MAJORITY
+            else f"evaluated beside the headline label set {headline}")
+    return (f"No consensus in {manifest}: the majority of its test label sets ({', '.join(voters)}; an object counts "
+            f"where more than half of them mark it) is the label set {MAJORITY} ({files[MAJORITY]}, rule majority), "
+            f"{role}; every model and ensemble is also evaluated against each label set.")
+
+
 def majority_consensus(label_sets: dict[str, dict], iou: float = 0.5) -> dict:
     """The majority consensus (see the module docstring) of COCO dicts, one per label set, as a COCO dict.
 

@@ -10,7 +10,8 @@ Snakemake builds its groups (its own message names neither the rules nor the fix
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from multirater.core.errors import UserError
@@ -18,7 +19,7 @@ from multirater.core.errors import UserError
 KINDS = ("cpu", "gpu")
 GPU_RULES = ("pretrain", "train", "predict", "apply_predict")
 # The rules of a model's SLURM job (profiles/slurm `groups`; evaluate_detections joins through
-# evaluation_group in workflow/rules/common.smk).
+# evaluation_group in workflow/rules/resources.smk).
 MODEL_RULES = ("train", "predict", "evaluate_detections")
 # Resources the plugin reads as strings: every job of a group must ask for the same value of each.
 STRING_KEYS = ("slurm_partition", "slurm_account", "qos", "constraint", "gpu_model", "gres", "slurm_extra")
@@ -169,3 +170,31 @@ def other_job_resources(cpu: Mapping[str, Any], defaults: Mapping[str, Any]) -> 
     out = {key: defaults[key] for key in STRING_KEYS if key in defaults}
     out.update({key: value for key, value in cpu.items() if key in STRING_KEYS})
     return out
+
+
+@dataclass(frozen=True)
+class SiteResources:
+    """What the workflow's rules ask SLURM for besides CPUs, memory and time."""
+
+    cpu: dict[str, Any]  # the CPU jobs' resources
+    gpu: dict[str, Any]  # the GPU jobs' resources
+    model_job: dict[str, Any]  # the string resources of a model's SLURM job (its training's)
+    other_job: dict[str, Any]  # those of a CPU job that sets none itself (an ensemble's evaluation)
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any], resource_settings: Any) -> SiteResources:
+        """From the workflow config and Snakemake's --default-resources and --set-resources (its
+        ``workflow.resource_settings``, known at parse time); UserError when a model's job would split."""
+        cpu, gpu = kind_resources(config, "cpu"), kind_resources(config, "gpu")
+        defaults = constant_values(resource_settings.default_resources)
+        overrides = {rule: constant_values(values) for rule, values in resource_settings.overwrite_resources.items()}
+        return cls(cpu, gpu, model_job_resources(gpu, defaults, overrides), other_job_resources(cpu, defaults))
+
+    def evaluation(self, model_group: Callable[[Any], str | None]) -> dict[str, Callable[[Any], Any]]:
+        """The string resources of evaluate_detections, as functions of a job's wildcards: a model's
+        evaluation (``model_group`` names its group) asks for its model's job's, the others for the CPU jobs'."""
+
+        def value(key: str) -> Callable[[Any], Any]:
+            return lambda wildcards: (self.model_job if model_group(wildcards) else self.other_job).get(key)
+
+        return {key: value(key) for key in {**self.model_job, **self.other_job}}
