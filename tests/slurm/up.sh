@@ -158,12 +158,16 @@ PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 PartitionName=cpu Nodes=$HOST MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=$GPU_NODE MaxTime=$GPU_PARTITION_MAX_TIME State=UP
 CONF
-# the fake GPUs: character devices aliasing /dev/null (slurmd needs a File for a GPU)
-for i in 0 1; do [ -c "$SCRATCH/dev/gpu$i" ] || mknod "$SCRATCH/dev/gpu$i" c 1 3; done
-cat >"$SCRATCH/gres.conf" <<CONF
-AutoDetect=off
-NodeName=$GPU_NODE Name=gpu File=$SCRATCH/dev/gpu[0-1]
-CONF
+# the fake GPUs: character devices aliasing /dev/null (slurmd needs a File for a GPU, and a character or block
+# device there); where mknod is not allowed, /dev/null and /dev/zero themselves
+GPU_FILES=$SCRATCH/dev/gpu[0-1]
+for i in 0 1; do
+    [ -c "$SCRATCH/dev/gpu$i" ] || mknod "$SCRATCH/dev/gpu$i" c 1 3 2>/dev/null || GPU_FILES=/dev/null,/dev/zero
+done
+{
+    echo "AutoDetect=off"
+    for file in ${GPU_FILES//,/ }; do echo "NodeName=$GPU_NODE Name=gpu File=$file"; done
+} >"$SCRATCH/gres.conf"
 mkdir -p "$SCRATCH/spool/$HOST" "$SCRATCH/spool/$GPU_NODE"
 cat >"$SCRATCH/slurmdbd.conf" <<CONF
 AuthType=auth/munge
