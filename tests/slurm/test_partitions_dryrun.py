@@ -54,14 +54,14 @@ def test_the_documented_command_with_the_site_file_plans_a_cpu_and_a_gpu_partiti
 
 @pytest.mark.parametrize("way", ["gpu_partition", "set-resources"])
 def test_each_documented_way_of_naming_the_gpu_partition_plans_with_a_cpu_default(way: str, tmp_path: Path) -> None:
-    demo = str(REPO / "config" / "config.yaml")
-    if way == "gpu_partition":  # the issue's command: resources.gpu_partition in a config file of one's own
+    if way == "gpu_partition":  # the README's command as issue 21 ran it, with resources.gpu_partition
         site = tmp_path / "my-site.yaml"
         site.write_text(yaml.safe_dump({"resources": {"gpu_partition": "gpu"}}))
-        args = ["--configfile", demo, str(site), "--default-resources", "slurm_partition=cpu", "slurm_account=mylab"]
+        args = ["--configfile", str(REPO / "config" / "paper.yaml"), str(site), "--default-resources",
+                "slurm_partition=cpu", "slurm_account=mylab"]
     else:
-        args = ["--configfile", demo, "--default-resources", "slurm_partition=cpu", "--set-resources",
-                *(f"{rule}:slurm_partition=gpu" for rule in sorted(GPU_RULES))]
+        args = ["--configfile", str(REPO / "config" / "config.yaml"), "--default-resources", "slurm_partition=cpu",
+                "--set-resources", *(f"{rule}:slurm_partition=gpu" for rule in sorted(GPU_RULES))]
     assert_partitions(dry_run(tmp_path, *args), cpu="cpu", gpu="gpu")
 
 
