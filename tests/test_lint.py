@@ -52,6 +52,9 @@ def test_snakemake_lint_reports_nothing_with_the_multiorg_config(tmp_path):
     write_multiorg(tmp_path / "download")
     assert main(["import", "--format", "multiorg", "--images", str(tmp_path / "download"),
                  "--out", str(tmp_path / "data" / "multiorg"), "--majority"]) == 0
+    # the base checkpoint it names must exist (model.base_checkpoint is checked at parse time); lint reads none
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "goat.bin").write_bytes(b"")
     _lint(ROOT / "config" / "multiorg.yaml", tmp_path)
 
 
@@ -93,6 +96,20 @@ def test_rules_use_no_shell_tricks_for_paths():
         command = [line for line in body.split("shell:", 1)[1].splitlines() if not line.strip().startswith("#")]
         assert not any("$(" in line or "`" in line for line in command), name
 
+
+
+def test_every_submitted_rule_says_which_kind_of_slurm_job_it_is():
+    """A rule that runs as a cluster job (not a local rule) takes its kind's site settings (partition,
+    account, ...; workflow/rules/resources.smk): the GPU jobs' through TRAIN_RESOURCES/PREDICT_RESOURCES, a
+    model's evaluation through EVALUATION_JOB, every other one through CPU_JOB; a rule without any would go
+    to the cluster's default partition whatever the site file says."""
+    snakefile = (ROOT / "Snakefile").read_text()
+    local = set(re.findall(r"^\s+(\w+),$", snakefile.split("localrules:")[1].split("\nrule ")[0], re.M))
+    kinds = ("CPU_JOB", "EVALUATION_JOB", "TRAIN_RESOURCES", "PREDICT_RESOURCES")
+    unmarked = [name for name, body in _rules().items()
+                if name not in local and set(DIRECTIVE.findall(body)) & {"shell", "run"}
+                and not any(kind in body for kind in kinds)]
+    assert unmarked == []
 
 
 SNAKEMAKE_BLOCK = re.compile(r"^(\s*)(?:rule|checkpoint|localrules|wildcard_constraints|onstart|onsuccess|onerror|"

@@ -91,7 +91,7 @@ def test_multiorg_config_is_valid_and_fits_the_imported_layout(imported):
 def test_headline_label_set_defaults_and_is_checked(imported):
     manifest = str(imported / "ds" / "dataset.yaml")
     no_consensus = {"dataset": {"manifest": manifest}, "evaluation": {}}
-    assert headline_label_set(no_consensus) == "t0"  # no consensus: the first label set
+    assert headline_label_set(no_consensus) == "majority"  # no consensus: the import's majority
     assert headline_label_set({**no_consensus, "evaluation": {"label_set": "t1_B"}}) == "t1_B"
     synthetic = {"dataset": {"manifest": None}, "evaluation": {"label_set": None}}
     assert headline_label_set(synthetic) == "consensus"

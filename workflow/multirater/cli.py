@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    # `multirater COMMAND --help` opens with the line `multirater --help` lists for it
+    for action in subparsers._choices_actions:
+        command = subparsers.choices[action.dest]
+        if command.description is None and action.help:
+            command.description = action.help.rstrip(".") + "."
     return parser
 
 

@@ -23,28 +23,38 @@ def rater_names(config: dict[str, Any], file: str = "config") -> list[str]:
 
 def label_set_names(config: dict[str, Any]) -> list[str]:
     """The test label sets of the configured dataset: the synthetic ``consensus``, or a manifest's
-    (``consensus`` first, then ``test_label_sets``)."""
+    (``consensus`` first, then ``test_label_sets``), then ``majority`` when the workflow derives it (no
+    consensus: ``multirater.data.consensus.majority_voters``)."""
+    from multirater.data.consensus import MAJORITY, majority_voters
     from multirater.data.manifest import CONSENSUS, read_manifest
 
     manifest = config["dataset"].get("manifest")
     if manifest is None:
         return [CONSENSUS]
-    return list(read_manifest(manifest).label_set_files)
+    names = list(read_manifest(manifest).label_set_files)
+    return names + [MAJORITY] if majority_voters(names) else names
 
 
 def headline_label_set(config: dict[str, Any], file: str = "config") -> str:
     """The test label set of the headline metrics, tables and figures: ``evaluation.label_set``, checked
-    against the dataset's label sets, or by default ``consensus`` when there is one, else the first."""
+    against the dataset's label sets, or by default ``consensus`` when there is one, else the majority (the
+    import's, or the workflow's of every label set), else the one label set."""
+    from multirater.data.consensus import MAJORITY
     from multirater.data.manifest import CONSENSUS
 
     label_sets = label_set_names(config)
     where = config["dataset"].get("manifest") or "the synthetic dataset"
     if not label_sets:
-        raise UserError("has no test label set (consensus or test_label_sets): the test images need labels",
+        raise UserError("has no test label set (consensus or test_label_sets): the test images need labels; "
+                        "multirater import takes them with --consensus-labels (a consensus) or --test-labels "
+                        "(each rater's own, whose majority the workflow then evaluates against)",
                         where, "test_label_sets")
     chosen = config["evaluation"].get("label_set")
     if chosen is None:
-        return CONSENSUS if CONSENSUS in label_sets else label_sets[0]
+        for default in (CONSENSUS, MAJORITY):
+            if default in label_sets:
+                return default
+        return label_sets[0]
     if chosen not in label_sets:
         raise UserError(f"{chosen!r} is not a test label set of {where} ({', '.join(label_sets)})", file,
                         "evaluation.label_set")
@@ -150,12 +160,41 @@ def check_workflow_config(config: dict[str, Any], file: str = "config") -> tuple
     return raters, configs
 
 
-def load_workflow_config(config: dict[str, Any], schema_path: str | Path,
-                         file: str = "config") -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
+# The settings that name a file or folder the workflow reads, with what it is (for the message).
+SETTING_FILES = {
+    "dataset.manifest": ("file", "your dataset.yaml: multirater import writes one, docs/file-contracts.md "
+                                 "describes it"),
+    "dataset.base_manifest": ("file", "the separate dataset.yaml the pretrain job trains the base model on"),
+    "model.base_checkpoint": ("file", "the weights every model is fine-tuned from, e.g. the GOAT weights "
+                                      "(Bremer et al. 2022; config/multiorg.yaml, step 3): put the file there or "
+                                      "change the path"),
+    "apply.images": ("folder", "the new images the apply target counts objects in"),
+}
+
+
+def check_setting_files(config: dict[str, Any], file: str = "config") -> None:
+    """Every file or folder a setting names exists (relative paths: from the working directory), else one
+    UserError naming the setting, instead of Snakemake's MissingInputException about a path."""
+    for key, (kind, what) in SETTING_FILES.items():
+        section, name = key.split(".")
+        path = (config.get(section) or {}).get(name)
+        if path is None:
+            continue
+        found = Path(path).is_dir() if kind == "folder" else Path(path).is_file()
+        if not found:
+            problem = "is a folder, not a file" if kind == "file" and Path(path).is_dir() else "not found"
+            raise UserError(f"{kind} {path} {problem} ({what})", file, key)
+
+
+def load_workflow_config(config: dict[str, Any], schema_path: str | Path, file: str = "config",
+                         check_files: bool = False) -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
     """What the Snakefile needs at parse time: the validated config (defaults filled, and
     ``evaluation.label_set`` resolved to a label set of the dataset), the rater names and the sweep's
-    configurations; any problem is one UserError naming the key."""
+    configurations; any problem is one UserError naming the key. ``check_files``: also that every file a
+    setting names exists (``check_setting_files``; the Snakefile asks for it, the cross-key rules not)."""
     checked = validate(config, schema_path, file)
+    if check_files:
+        check_setting_files(checked, file)
     raters, configs = check_workflow_config(checked, file)
     checked["evaluation"]["label_set"] = headline_label_set(checked, file)
     return checked, raters, configs

@@ -36,6 +36,7 @@ rule agreement_stage:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=2000,
         runtime=30,
     params:

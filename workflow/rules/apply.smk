@@ -73,6 +73,7 @@ rule apply_recalibrate:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=2000,
         runtime=10,
     shell:
@@ -95,6 +96,7 @@ rule apply_count_calibrated:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=1000,
         runtime=10,
     params:

@@ -43,6 +43,7 @@ rule calibrate:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=2000,
         runtime=10,
     params:
@@ -75,6 +76,7 @@ rule recalibrate:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=2000,
         runtime=10,
     params:
@@ -94,6 +96,7 @@ rule count_accuracy:
     input:
         dataset=DATASET_INPUT,
         detections=lambda w: APPROACH_FILES.test_detections(w.approach, w.variant),
+        gt=label_set_input(HEADLINE_LABEL_SET),
     output:
         f"{R}/calibration/{{approach}}/{{variant}}/counts.json",
     log:
@@ -104,6 +107,7 @@ rule count_accuracy:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=2000,
         runtime=10,
     params:
@@ -141,6 +145,7 @@ rule calibration_table:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=2000,
         runtime=10,
     params:
@@ -168,6 +173,7 @@ rule figure5:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=2000,
         runtime=10,
     params:

@@ -29,7 +29,9 @@ def _yaml(data):
 try:
     # Snakemake's validate(config, schema) checks every key, the schema's defaults are filled in, and
     # the cross-key rules follow (multirater.workflow_config): a bad config is one line naming the key.
-    _checked, RATERS, CONFIGS = load_workflow_config(dict(config), SCHEMA_PATH)
+    _checked, RATERS, CONFIGS = load_workflow_config(
+        dict(config), SCHEMA_PATH, check_files=True
+    )
     # The files of results/sweep/, by name. The training rules read one file per configuration, never
     # the config itself; the file's text is a params value of the rule writing it, so only a change of
     # that model's own training settings rewrites it and retrains the model.

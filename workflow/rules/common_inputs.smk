@@ -1,7 +1,9 @@
 # Shared by the rules: the dataset, its test label sets and the base model (inputs of the stages).
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
 from multirater.core.errors import UserError
+from multirater.data.consensus import MAJORITY, majority_note, majority_voters
 from multirater.data.manifest import read_manifest
 
 # --- the dataset and its test label sets ---------------------------------------------------------
@@ -21,9 +23,26 @@ else:
         }
     except UserError as _error:
         raise WorkflowError(str(_error)) from None
+# No consensus: the majority of the test label sets (each rater's own labels of the test images) stands in
+# for it, derived by the majority rule (data.smk) as the label set "majority" (the config check above
+# resolved evaluation.label_set to it already, multirater.workflow_config.headline_label_set).
+MAJORITY_VOTERS = majority_voters(list(LABEL_SET_FILES))
+DERIVED_LABEL_SETS = {MAJORITY: f"{R}/data/majority.json"} if MAJORITY_VOTERS else {}
+LABEL_SET_FILES.update(DERIVED_LABEL_SETS)
 LABEL_SETS = list(LABEL_SET_FILES)
 HEADLINE_LABEL_SET = config["evaluation"]["label_set"]
 HEADLINE_GT = LABEL_SET_FILES[HEADLINE_LABEL_SET]
+if MAJORITY_VOTERS:
+    logger.info(
+        majority_note(MANIFEST, MAJORITY_VOTERS, LABEL_SET_FILES, HEADLINE_LABEL_SET)
+    )
+
+
+def label_set_input(label_set):
+    """A label set's file as a job's input when the workflow writes it (the derived majority), else none:
+    the manifest's files exist already (and the synthetic consensus lies inside a directory() output).
+    """
+    return [LABEL_SET_FILES[label_set]] if label_set in DERIVED_LABEL_SETS else []
 
 
 # --- the base model -----------------------------------------------------------------------------

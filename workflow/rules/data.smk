@@ -15,6 +15,7 @@ if MANIFEST is None:
             ENV
         threads: 1
         resources:
+            **CPU_JOB,
             mem_mb=2000,
             runtime=30,
         params:
@@ -50,6 +51,7 @@ if BASE_CHECKPOINT is None and BASE_MANIFEST is None:
             ENV
         threads: 1
         resources:
+            **CPU_JOB,
             mem_mb=2000,
             runtime=30,
         params:
@@ -77,6 +79,7 @@ if BASE_CHECKPOINT is None:
             ENV
         threads: 1
         resources:
+            **CPU_JOB,
             mem_mb=2000,
             runtime=10,
         params:
@@ -101,6 +104,7 @@ rule check:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=2000,
         runtime=30,
     params:
@@ -123,6 +127,7 @@ rule split:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=2000,
         runtime=10,
     params:
@@ -138,3 +143,30 @@ rule data:
     input:
         f"{R}/data/check.txt",
         f"{R}/data/splits.json",
+        DERIVED_LABEL_SETS.values(),
+
+
+if MAJORITY_VOTERS:
+
+    # No consensus: the majority of the test label sets stands in for it (common.smk, MAJORITY_VOTERS).
+    rule majority:
+        input:
+            DATASET_INPUT,
+        output:
+            DERIVED_LABEL_SETS[MAJORITY],
+        log:
+            f"{R}/logs/majority.log",
+        benchmark:
+            f"{R}/benchmarks/majority.tsv"
+        conda:
+            ENV
+        threads: 1
+        resources:
+            **CPU_JOB,
+            mem_mb=2000,
+            runtime=10,
+        params:
+            label_sets=" ".join(MAJORITY_VOTERS),
+        shell:
+            "multirater consensus --dataset {input} --label-sets {params.label_sets}"
+            " --out {output} > {log} 2>&1"

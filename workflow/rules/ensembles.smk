@@ -44,6 +44,7 @@ rule fuse:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=4000,
         runtime=30,
     params:

@@ -11,6 +11,7 @@ rule evaluate_detections:
     input:
         dataset=DATASET_INPUT,
         detections=lambda w: EVALUATED[subject_label_set(w.subject)[1]],
+        gt=lambda w: label_set_input(subject_label_set(w.subject)[0]),
     output:
         f"{R}/metrics/{{subject}}.json",
     log:
@@ -25,7 +26,8 @@ rule evaluate_detections:
         ENV
     threads: 1
     resources:
-        **GROUP_SLOT,  # in its model's SLURM job, after the predictions (common.smk)
+        **GROUP_SLOT,  # in its model's SLURM job, after the predictions (resources.smk)
+        **EVALUATION_JOB,  # that job's partition, account, ... (a model's), else the CPU jobs'
         mem_mb=4000,
         runtime=10,  # seconds in practice; a model's SLURM job adds it to its time limit
     params:
@@ -54,6 +56,7 @@ rule member_bootstrap:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=4000,
         runtime=60,
     params:

@@ -53,6 +53,7 @@ rule review_queue:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=2000,
         runtime=10,
     params:
@@ -78,6 +79,7 @@ rule export_napari:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=1000,
         runtime=10,
     params:
@@ -100,6 +102,7 @@ rule export_coco:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=1000,
         runtime=10,
     shell:

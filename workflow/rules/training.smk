@@ -1,7 +1,7 @@
 # Stage 2: the sweep. A base model (pretrain, unless a base checkpoint is configured), then one
 # training job per strategy x configuration, then predictions on validation and test. On SLURM a
 # model's training and predictions run in one job (profiles/slurm `groups`), one after another
-# (GROUP_SLOT in their resources, common.smk).
+# (GROUP_SLOT in their resources, resources.smk).
 # Outputs tracked by Snakemake are status.json and the detections files; checkpoints are not, so
 # they can be deleted once predicted without triggering any retraining.
 

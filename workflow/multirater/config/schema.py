@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,68 @@ def apply_defaults(schema: dict[str, Any], config: dict[str, Any]) -> dict[str, 
     return fill(schema, copy.deepcopy(config or {}))
 
 
+_SCALARS = ("integer", "number", "boolean", "null")
+
+
+def _read_scalar(text: str, allowed: set[str]) -> Any:
+    """``text`` as the first of the allowed integer, number, boolean or null it reads as; else ``text``."""
+    import yaml
+
+    word = text.strip()
+    if "integer" in allowed and re.fullmatch(r"[+-]?\d+", word):
+        return int(word)
+    if "number" in allowed:
+        try:
+            return int(word) if re.fullmatch(r"[+-]?\d+", word) else float(word)
+        except ValueError:
+            pass
+    if "boolean" in allowed or "null" in allowed:
+        try:
+            read = yaml.safe_load(word)
+        except yaml.YAMLError:
+            return text
+        if (read is None and "null" in allowed) or (isinstance(read, bool) and "boolean" in allowed):
+            return read
+    return text
+
+
+def _allowed_types(schema: dict[str, Any], node: dict[str, Any]) -> set[str]:
+    """The JSON types a schema node allows (through $ref, oneOf and anyOf); empty when it does not say."""
+    node = _resolve(schema, node)
+    types = node.get("type", [])
+    allowed = {types} if isinstance(types, str) else set(types)
+    for key in ("oneOf", "anyOf"):
+        for sub in node.get(key, []):
+            allowed |= _allowed_types(schema, sub)
+    return allowed
+
+
+def typed_strings(schema: dict[str, Any], config: Any) -> Any:
+    """A copy of ``config`` where a string stands for a number, boolean or null that the schema asks for
+    (``--config 'resources={train_threads: 2}'``: Snakemake reads nested values as strings) is read as
+    such; a string where the schema allows one, or one that reads as no such value, is kept."""
+
+    def convert(node: dict[str, Any], value: Any) -> Any:
+        node = _resolve(schema, node)
+        if isinstance(value, dict):
+            properties = node.get("properties") or {}
+            return {k: convert(properties[k], v) if k in properties else v for k, v in value.items()}
+        if isinstance(value, list):
+            items = node.get("items")
+            return [convert(items, v) for v in value] if isinstance(items, dict) else value
+        if not isinstance(value, str):
+            return value
+        if "enum" in node:  # e.g. freeze: none, backbone, ..., true, false
+            read = value if value in node["enum"] else _read_scalar(value, set(_SCALARS))
+            return read if not isinstance(read, str) and read in node["enum"] else value
+        allowed = _allowed_types(schema, node)
+        if "null" in allowed and value.strip() in ("null", "Null", "NULL", "~"):
+            return None  # YAML's null, which Snakemake's --config reading leaves a string
+        return value if "string" in allowed else _read_scalar(value, allowed)
+
+    return convert(schema, config)
+
+
 def _key_path(parts: Any) -> str:
     out = ""
     for p in parts:
@@ -124,7 +187,7 @@ def validate(config: dict[str, Any], schema_path: str | Path, file: str = "confi
         config = {}
     if not isinstance(config, dict):
         raise UserError("must be a mapping", file)
-    config = apply_defaults(schema, config)
+    config = apply_defaults(schema, typed_strings(schema, config))
     try:
         snakemake_validate(config, str(schema_path), set_default=False)
     except WorkflowError as error:

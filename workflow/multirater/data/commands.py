@@ -66,6 +66,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="annotations of the rater images (docs/own-data.md describes each format); multiorg: "
                         "leave out for the published layout, labels beside the images")
     p.add_argument("--consensus-labels", default=None, help="annotations of the consensus (test) images, same format")
+    p.add_argument("--test-labels", default=None,
+                   help="each rater's own annotations of the test images, in the layout of --labels (no consensus "
+                        "needed): one test label set test_<rater> per rater; with no consensus the workflow "
+                        "evaluates against their majority")
     p.add_argument("--out", required=True, help="new dataset folder (gets dataset.yaml and one COCO file per rater)")
     p.add_argument("--name", default=None, help="dataset name (default: the --out folder's name)")
     p.add_argument("--axes", choices=("rc", "xy"), default="rc",
@@ -196,9 +200,9 @@ def _split(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from multirater.data.importers import import_dataset
 
-    with _settings_as_flags("format", "images", "labels", "consensus_labels", "axes"):
+    with _settings_as_flags("format", "images", "labels", "consensus_labels", "axes", "test_labels"):
         imported = import_dataset(args.format, args.images, args.labels, args.out, args.consensus_labels, args.name,
-                                  args.axes, args.majority)
+                                  args.axes, args.majority, args.test_labels)
     for line in imported.found:
         print(f"found: {line}")
     print(f"wrote {imported.manifest}")

@@ -23,7 +23,26 @@ from multirater.core.errors import UserError
 from multirater.core.fusion import fuse
 from multirater.io.detections import Detections
 
-MAJORITY = "majority"  # the label set's name where the importer adds it
+MAJORITY = "majority"  # the label set's name where the importer adds it, or the workflow derives it
+CONSENSUS = "consensus"  # multirater.data.manifest.CONSENSUS (that module reads YAML only; this one fuses)
+
+
+def majority_voters(label_sets: list[str]) -> list[str]:
+    """The test label sets whose majority the workflow derives as the label set ``majority`` when a dataset
+    has no consensus: all of them, given at least two and no ``majority`` already; else none (a consensus,
+    one label set, or a majority written by the import)."""
+    if CONSENSUS in label_sets or MAJORITY in label_sets or len(label_sets) < 2:
+        return []
+    return list(label_sets)
+
+
+def majority_note(manifest: str, voters: list[str], files: dict[str, str], headline: str) -> str:
+    """What the workflow says when it starts on a dataset without a consensus."""
+    role = ("the ground truth of the headline metrics, tables and figures" if headline == MAJORITY
+            else f"evaluated beside the headline label set {headline}")
+    return (f"No consensus in {manifest}: the majority of its test label sets ({', '.join(voters)}; an object counts "
+            f"where more than half of them mark it) is the label set {MAJORITY} ({files[MAJORITY]}, rule majority), "
+            f"{role}; every model and ensemble is also evaluated against each label set.")
 
 
 def majority_consensus(label_sets: dict[str, dict], iou: float = 0.5) -> dict:

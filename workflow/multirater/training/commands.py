@@ -54,7 +54,7 @@ def register(subparsers: Any) -> None:
                      "target: every rater's boxes together)")
     for name, helptext in (("pretrain", pretrain_help),
                            ("train", "train one detector (strategy x configuration) into a model folder")):
-        p = subparsers.add_parser(name, help=helptext, description=helptext)
+        p = subparsers.add_parser(name, help=helptext)
         base = name == "pretrain"
         p.add_argument("--dataset", required=True,
                        help="the base dataset's dataset.yaml (dataset.base_manifest or the generated one)" if base

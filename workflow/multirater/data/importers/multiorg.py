@@ -63,13 +63,13 @@ def read_boxes(path: Path, errors: ErrorCollector) -> list[Box]:
 
 
 def collect(
-    labels: Path, errors: ErrorCollector, consensus: bool = False
+    labels: Path, errors: ErrorCollector, consensus: bool = False, setting: str = "labels"
 ) -> Annotations | dict[str, list[Box]]:
     """Flat layout: rater annotations (annotator from each file name), or, for the consensus folder, one set
-    per image."""
+    per image. ``setting``: the import setting that named the folder (labels or test_labels)."""
     raters: Annotations = {}
     flat: dict[str, list[Box]] = {}
-    for path in annotation_files(labels, ".json", "consensus_labels" if consensus else "labels"):
+    for path in annotation_files(labels, ".json", "consensus_labels" if consensus else setting):
         annotator, stem = annotator_and_stem(path)
         if consensus:
             if stem in flat:
@@ -85,11 +85,11 @@ def collect(
 
 
 def collect_with_skipped(
-    labels: Path, errors: ErrorCollector, consensus: bool = False, axes: str = "rc"
+    labels: Path, errors: ErrorCollector, consensus: bool = False, axes: str = "rc", setting: str = "labels"
 ) -> tuple[Annotations | dict[str, list[Box]], int]:
-    """``collect`` as every importer reads (``multirater.data.formats.FORMATS``): no file is skipped; ``axes`` is the
-    napari-organoid-counter format's own."""
-    return collect(labels, errors, consensus), 0
+    """``collect`` as every importer reads (``multirater.data.formats.FORMATS``): no file is skipped; ``axes`` is
+    the napari-organoid-counter format's own."""
+    return collect(labels, errors, consensus, setting), 0
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ x1/x2 are rows and y1/y2 columns. ``xy`` reads x as the column. Values may be nu
 strings (the plugin writes strings). Coordinates are in pixels; scale_x/scale_y only set napari's
 display scale and are ignored. ``label`` (an integer class, -1 = unassigned) is kept as the category.
 
-One folder per rater, ``LABELS/<rater>/``, holding what the plugin saved, nested folders included (e.g. a
+One folder per rater, ``LABELS/<rater>/`` (and, for each rater's labels of the test images,
+``TEST_LABELS/<rater>/``), holding what the plugin saved, nested folders included (e.g. a
 copy of the image tree with the label files beside the images): ``<image>.json`` or v0.2.0's
 ``Labels-<image>.json``. The files the plugin writes beside them without boxes are skipped:
 ``<image>.meta.json`` (settings), ``<image>.json.draft`` and ``<image>.csv`` (diameters); so are images.
@@ -104,14 +105,15 @@ def annotation_key(path: Path, folder: Path) -> str:
 
 
 def collect(
-    labels: Path, errors: ErrorCollector, consensus: bool = False, axes: str = "rc"
+    labels: Path, errors: ErrorCollector, consensus: bool = False, axes: str = "rc", setting: str = "labels"
 ) -> Annotations | dict[str, list[Box]]:
-    """Raters (one subfolder each) or, for the consensus folder, one set of boxes per file."""
-    return collect_with_skipped(labels, errors, consensus, axes)[0]
+    """Raters (one subfolder each) or, for the consensus folder, one set of boxes per file. ``setting``: the
+    import setting that named the folder (labels, or test_labels for each rater's test images)."""
+    return collect_with_skipped(labels, errors, consensus, axes, setting)[0]
 
 
 def collect_with_skipped(
-    labels: Path, errors: ErrorCollector, consensus: bool = False, axes: str = "rc"
+    labels: Path, errors: ErrorCollector, consensus: bool = False, axes: str = "rc", setting: str = "labels"
 ) -> tuple[Annotations | dict[str, list[Box]], int]:
     """``collect``, and how many files were skipped (the plugin's side files, images, anything else)."""
     if axes not in AXES:
@@ -120,11 +122,11 @@ def collect_with_skipped(
         files, skipped = label_files(labels, "consensus_labels")
         return _by_key(files, labels, errors, axes), skipped
     if not labels.is_dir():
-        raise UserError("annotation folder not found", labels, "labels")
+        raise UserError("annotation folder not found", labels, setting)
     raters: Annotations = {}
     skipped = 0
     for folder in sorted(p for p in labels.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files, rater_skipped = label_files(folder, "labels")
+        files, rater_skipped = label_files(folder, setting)
         skipped += rater_skipped
         if files:
             raters[safe_rater_name(folder.name)] = _by_key(files, folder, errors, axes)
