@@ -39,7 +39,7 @@ from multirater.training.checkpoints import rng_state, save_checkpoint, set_rng_
 from multirater.training.job import TrainingJob, prepare_job
 from multirater.training.labels import Strategy, epoch_order
 from multirater.training.progress import Progress, write_metrics_csv
-from multirater.training.samples import to_device
+from multirater.training.samples import start_batches, to_device
 from multirater.training.validation import evaluate, validates
 from multirater.training.signals import EXIT_PREEMPTED, Preempted, StopSignals
 from multirater.training.status import Diverged, outcome
@@ -89,7 +89,7 @@ def train_one_epoch(job: TrainingJob, progress: Progress, stop: StopSignals | No
         progress.sums, progress.seconds = {}, 0.0
     job.batches.set_epoch(epoch, epoch_order(settings["seed"], epoch, job.train_ids), progress.step)
     job.model.train()
-    batches = iter(job.loader)
+    batches = start_batches(job.loader)
     try:
         while progress.step < job.steps_per_epoch:
             start = time.perf_counter()

@@ -13,7 +13,9 @@ same seed gives the same batches and the same losses with 0, 1 or 2 workers (tes
 CPUs (:func:`default_loader_workers`). Workers are started for each epoch and end with it; they inherit
 (by fork) the images decoded at the start (:mod:`~multirater.training.image_store`) and read TIFF
 windows themselves. Stop signals are ignored in the workers: SLURM signals every process of a job, and
-the training process alone decides when to stop (after the current step, saving ``last.pt``).
+the training process alone decides when to stop (after the current step, saving ``last.pt``). The
+signals stay blocked while the workers fork (:func:`start_batches`): a signal that arrived before a
+worker ignored it would kill that worker and fail the step instead of stopping the job.
 
 **On CUDA** batches come in pinned memory (the loader's pin-memory thread), so the copies to the device
 are asynchronous (``non_blocking``).
@@ -113,7 +115,21 @@ def as_lists(samples: list[Sample]) -> Batch:
 
 def _ignore_stop_signals(worker_id: int) -> None:
     for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
+        signal.signal(sig, signal.SIG_IGN)  # also discards one that arrived while blocked
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def start_batches(loader: DataLoader) -> Iterator[Batch]:
+    """``iter(loader)``, with the stop signals blocked while it forks the workers: each worker starts
+    with them blocked and unblocks them only once it ignores them; this process gets any that arrived
+    when they are unblocked again here."""
+    if not loader.num_workers:
+        return iter(loader)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        return iter(loader)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def make_loader(samples: TrainingSamples, batches: EpochBatches, workers: int, device: torch.device) -> DataLoader:
