@@ -22,7 +22,7 @@ from multirater.core.errors import UserError
 COMMAND_MODULES = tuple(
     f"multirater.{stage}.commands"
     for stage in ("data", "agreement", "training", "selection", "ensembles", "evaluation", "calibration", "figures",
-                  "apply", "evidence")
+                  "apply", "evidence", "report")
 )
 
 EXIT_USER_ERROR = 2
