@@ -30,8 +30,11 @@ evidence: install
 		--configfile config/evidence.yaml
 	@echo "see results/evidence/summary.csv and results/evidence/fig_evidence.png"
 
+# Two pytest-xdist workers; the tests sharing an expensive run go to one worker, the costliest first
+# (tests/conftest.py). TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 2
 test: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 test-slurm: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" MULTIRATER_SLURM=1 $(BIN)/python -m pytest -m slurm tests/slurm

@@ -106,3 +106,19 @@ def test_benchmark_reader_reads_snakemakes_columns(tmp_path):
     bench(path, [(1.0, "2.0", "0.5")])
     assert read_benchmark(path)[0].rule is None
 
+
+def test_timings_of_a_real_run_name_every_rule(demo_shaped_run, capsys):
+    """The shared reduced demo, run with profiles/local: every benchmark file names its rule, and the jobs per
+    rule are those the config implies (2 configurations x 3 strategies, test predictions only, LSE_2 and
+    RSE_2)."""
+    from test_workflow import CONFIG
+
+    assert main(["timings", "--results", str(demo_shaped_run.work / "results")]) == 0
+    printed = capsys.readouterr().out
+    assert "no rule_name" not in printed
+    rows = {r["rule"]: r for r in rule_timings(demo_shaped_run.work / "results" / "benchmarks")}
+    models = len(CONFIG["sweep"]["grid"]["lr"]) * 3
+    assert (rows["train"]["jobs"], rows["predict"]["jobs"], rows["pretrain"]["jobs"]) == (models, models, 1)
+    assert rows["fuse"]["jobs"] == 2 and rows["evaluate_detections"]["jobs"] == models + 2
+    assert all(r["total_s"] > 0 for r in rows.values() if r["rule"] in ("train", "pretrain"))
+    assert list(rows) == sorted(rows, key=lambda name: -rows[name]["total_s"])
