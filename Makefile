@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --profile profiles/local \
 		--report results/report.html --report-after-run
+	$(BIN)/multirater timings --results results
 	@echo "open results/report.html"
 
 # The evidence run (README: What the evidence shows): the workflow once per rater preset (biased, noisy)
