@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --profile profiles/local \
 		--report results/report.html --report-after-run
+	$(BIN)/multirater timings --results results
 	@echo "open results/report.html"
 
 # The evidence run (docs/studies.md): the workflow once per rater preset (biased, noisy)
@@ -30,9 +31,12 @@ evidence: install
 		--configfile config/evidence.yaml
 	@echo "see results/evidence/summary.csv and results/evidence/fig_evidence.png"
 
-# The tests, the documentation build (tests/test_docs.py) included.
+# The tests, the documentation build (tests/test_docs.py) included, on two pytest-xdist workers; the
+# tests sharing an expensive run go to one worker, the costliest first (tests/conftest.py).
+# TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 2
 test: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 test-slurm: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" MULTIRATER_SLURM=1 $(BIN)/python -m pytest -m slurm tests/slurm

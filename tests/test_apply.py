@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 from test_workflow import CONFIG, planned_jobs, run_snakemake, snakemake
+from workflow_runs import write_yaml
 
 from multirater.cli import main
 
@@ -114,26 +115,21 @@ SMALL = {
 
 
 @pytest.mark.slow
-def test_apply_end_to_end_on_new_images(tmp_path):
-    work = tmp_path / "run"
-    work.mkdir()
-    subprocess.run([str(BIN / "multirater"), "synth", "--out", str(tmp_path / "synth"), "--seed", "7",
-                    "--images", "2", "--consensus-images", "1", "--raters", "1", "--size", "64"], check=True,
-                   capture_output=True)
-    names = sorted(p.name for p in (tmp_path / "synth" / "images").iterdir())
-    (tmp_path / "synth" / "images").rename(work / "new")
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(SMALL))
+def test_apply_end_to_end_on_new_images(apply_run, tmp_path):
+    # the run of SMALL's apply target on 2 new images (work/new), and the dry runs made before it, are
+    # shared (workflow_runs.py); this test reruns nothing, the next one calibrates a copy
+    work = apply_run.work
+    config = write_yaml(tmp_path / "config.yaml", apply_run.config)
+    names = sorted(p.name for p in (work / "new").iterdir())
 
     # only what the ensemble needs: the sweep and selection, not the test predictions or evaluation;
     # the members and fuse rules are the experiment's, here for the one apply ensemble (stage apply)
-    plan = planned_jobs(snakemake(work, config, "-n", "apply"))
+    plan = planned_jobs(apply_run.plans["apply"])
     assert {"train", "select", "members", "fuse", "apply_count", "apply"} <= set(plan), plan
     assert plan["members"] == 1 and plan["fuse"] == 1, plan
     assert not {"predict", "evaluate_detections"} & set(plan), plan
-    assert "apply_count" not in planned_jobs(snakemake(work, config, "-n"))  # apply is not part of all
+    assert "apply_count" not in planned_jobs(apply_run.plans["all"])  # apply is not part of all
 
-    snakemake(work, config, "apply")
     out = work / "results" / "apply" / "rse" / "2"
     assert not (work / "results" / "ensembles").exists()  # no experiment ensemble was built
     selection = pd.read_csv(work / "results" / "selection" / "selection.csv")
@@ -205,15 +201,12 @@ CALIBRATED = {**SMALL, "calibration": {"enabled": True, "methods": ["isotonic"],
 
 
 @pytest.mark.slow
-def test_apply_with_the_headline_calibrator(tmp_path):
+def test_apply_with_the_headline_calibrator(apply_run, tmp_path):
     import numpy as np
 
-    work = tmp_path / "run"
-    work.mkdir()
-    subprocess.run([str(BIN / "multirater"), "synth", "--out", str(tmp_path / "synth"), "--seed", "7",
-                    "--images", "2", "--consensus-images", "1", "--raters", "1", "--size", "64"], check=True,
-                   capture_output=True)
-    (tmp_path / "synth" / "images").rename(work / "new")
+    # calibration switched on in a copy of the shared apply run of SMALL (workflow_runs.py): the same
+    # models and new images; what calibration needs on top is planned and run below
+    work, _ = apply_run.copy(tmp_path)
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(CALIBRATED))
 

@@ -226,11 +226,14 @@ CALIBRATION = {"enabled": True, "methods": ["logistic", "detection-aware"], "tar
 
 
 @pytest.mark.slow
-def test_workflow_with_calibration(tmp_path):
-    work = tmp_path / "run"
-    work.mkdir()
+def test_workflow_with_calibration(demo_shaped_run, tmp_path):
+    # calibration enabled on a copy of the shared run of CONFIG (workflow_runs.py): only its own jobs run
+    work, _ = demo_shaped_run.copy(tmp_path)
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({**json.loads(json.dumps(CONFIG)), "calibration": CALIBRATION}))
+    plan = planned_jobs(snakemake(work, config, "-n"))
+    assert {"calibrate", "recalibrate", "count_accuracy", "calibration_table"} <= set(plan), plan
+    assert not {"pretrain", "train"} & set(plan), plan  # enabling calibration retrains nothing
     snakemake(work, config)
     r = work / "results"
 

@@ -128,11 +128,10 @@ def test_shipped_configs_are_valid_and_match_the_paper_design():
 
 
 @pytest.mark.slow
-def test_workflow_end_to_end(tmp_path):
-    work = tmp_path / "run"
-    work.mkdir()
-    config = write_config(tmp_path / "config.yaml")
-    snakemake(work, config, "--report", "results/report.html", "--report-after-run")
+def test_workflow_end_to_end(demo_shaped_run, tmp_path):
+    # the run (with its report written right after it, as `make demo` does) is shared (workflow_runs.py);
+    # this test reruns and deletes things, so it works on a copy
+    work, config = demo_shaped_run.copy(tmp_path)
     r = work / "results"
 
     # --- the report, written right after the run as `make demo` does ---------------------------
@@ -259,6 +258,7 @@ def test_workflow_end_to_end(tmp_path):
     assert planned_jobs(snakemake(work, more, "-n")) == {}
 
 
+@pytest.mark.slow
 def test_a_diverging_configuration_does_not_stop_the_sweep(tmp_path):
     """An absurd learning rate in the grid (Adam at 1e30: the weights overflow float32; at 1e6 the loss
     stays finite) ends as `diverged` without stopping the run; those models have no rank in

@@ -1,1 +1,2 @@
-"""report: what a run found and where it ran, for the HTML report's front page (workflow/rules/report.smk)."""
+"""report: what a run found, where it ran and what it cost, for the HTML report's front page and
+``multirater timings`` (workflow/rules/report.smk)."""

@@ -1,7 +1,8 @@
 """Commands of the report stage (workflow/rules/report.smk): ``run-record`` writes ``run.json`` (where the run
-and each training ran), ``findings`` the front page's text (what the run found, and where it ran).
+and each training ran), ``findings`` the front page's text (what the run found, and where it ran), ``timings``
+what each rule of a run cost, from its benchmark files.
 
-pandas and torch are imported inside the handlers so the CLI starts fast.
+pandas, tabulate and torch are imported inside the handlers so the CLI starts fast.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``run-record`` and ``findings``."""
+    """Add ``run-record``, ``findings`` and ``timings``."""
     p = subparsers.add_parser("run-record", help="run.json: the commit, versions, and where each training ran")
     p.add_argument("status", nargs="*", help="the models' status.json files (each records its training's machine)")
     p.add_argument("--out", required=True, help="run.json to write")
@@ -26,6 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--run", required=True, help="run.json (multirater run-record)")
     p.add_argument("--out", required=True, help="reStructuredText file to write")
     p.set_defaults(func=_findings)
+    p = subparsers.add_parser("timings", help="per rule: jobs, total/mean/max seconds, CPU seconds and peak memory "
+                                              "of a run, from its benchmark files")
+    p.add_argument("--results", default="results",
+                   help="the run's results folder (reads RESULTS/benchmarks; default: results)")
+    p.add_argument("--out", default=None, help="also write the table as CSV here")
+    p.set_defaults(func=_timings)
 
 
 def job_name(status: dict) -> str:
@@ -55,4 +62,22 @@ def _findings(args: argparse.Namespace) -> int:
     text = findings_text(args.comparison, args.metrics, args.selection, args.calibration, tuple(args.headline))
     write_text(args.out, text + "\n" + about_text(read_run(args.run)))
     print(f"wrote {args.out}")
+    return 0
+
+
+def _timings(args: argparse.Namespace) -> int:
+    import sys
+    from pathlib import Path
+
+    from multirater.report.timings import COLUMNS, format_timings, rule_timings
+
+    rows = rule_timings(Path(args.results) / "benchmarks")
+    sys.stdout.write(format_timings(rows))
+    if args.out:
+        import pandas as pd
+
+        from multirater.core.files import write_csv
+
+        write_csv(args.out, pd.DataFrame(rows, columns=list(COLUMNS)))
+        print(f"wrote {args.out}")
     return 0
