@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch is pinned to the build that lies on this machine's disk; pip takes it from there.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo evidence mechanism test test-slurm test-gpu bench lint format clean
+.PHONY: install demo evidence mechanism test test-slurm test-gpu gpu-check bench lint format docs clean
 
 install: $(STAMP)
 
@@ -14,23 +14,24 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install $(TORCH)
-	$(BIN)/python -m pip install -e '.[test]'
+	$(BIN)/python -m pip install -e '.[test,docs]'
 	touch $(STAMP)
 
 # The whole workflow on the demo config, then its HTML report (every figure and table, with captions).
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --profile profiles/local \
 		--report results/report.html --report-after-run
+	$(BIN)/multirater timings --results results
 	@echo "open results/report.html"
 
-# The evidence run (README: What the evidence shows): the workflow once per rater preset (biased, noisy)
+# The evidence run (docs/studies.md): the workflow once per rater preset (biased, noisy)
 # and data seed (0, 1, 2), then LSE vs RSE over all six: results/evidence/summary.csv, fig_evidence.{png,pdf}.
 evidence: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake evidence --profile profiles/local \
 		--configfile config/evidence.yaml
 	@echo "see results/evidence/summary.csv and results/evidence/fig_evidence.png"
 
-# The mechanism study (README: When does the RSE win?): the workflow once per cell of config/mechanism.yaml's
+# The mechanism study (docs/drafts/mechanism.md: When does the RSE win?): the workflow once per cell of config/mechanism.yaml's
 # arms (graded rater bias 0-1; the paper's regime), then results/mechanism/summary.csv, cells.csv, ranges.csv
 # and one figure per arm. In parts: ARM=bias or ARM=paper runs one arm's cells, CELL=<arm>-b<bias>-s<seed>
 # one cell; the same command after an interruption finishes only the rest.
@@ -40,8 +41,12 @@ mechanism: install
 		--configfile config/mechanism.yaml
 	@echo "once every part has run: results/mechanism/summary.csv, ranges.csv, fig_*.png"
 
+# The tests, the documentation build (tests/test_docs.py) included, on two pytest-xdist workers; the
+# tests sharing an expensive run go to one worker, the costliest first (tests/conftest.py).
+# TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 2
 test: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 test-slurm: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" MULTIRATER_SLURM=1 $(BIN)/python -m pytest -m slurm tests/slurm
@@ -50,6 +55,13 @@ test-slurm: install
 # themselves, with the reason, where no CUDA device is visible.
 test-gpu: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m gpu -rs tests/gpu
+
+# The first run on a GPU node (benchmarks/gpu_check.py): the GPU tests, bench_train and bench_input on the device,
+# a short MultiOrg-shaped training; under 8 minutes, one summary table (results/gpu-check/summary.md).
+# DEVICE=cpu rehearses every step on the CPU.
+DEVICE ?= cuda
+gpu-check: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/gpu_check.py --device $(DEVICE)
 
 bench: install
 	$(BIN)/python -m pip install -e '.[bench]'
@@ -60,8 +72,13 @@ lint: install
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --lint
 
+# The documentation site into site/; --strict: a broken link or anchor fails the build.
+docs: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+	@echo "open site/index.html"
+
 format: install
 	$(BIN)/snakefmt Snakefile workflow/rules
 
 clean:
-	rm -rf results .snakemake
+	rm -rf results .snakemake site

@@ -1,5 +1,6 @@
 # multirater: multi-rater annotations -> calibrated detectors (Campi et al.), end to end.
-# Stages live in workflow/rules/*.smk; every rule calls the `multirater` CLI.
+# Stages live in workflow/rules/*.smk; their rules call the `multirater` CLI, except sweep_file and
+# evidence_config (they write a text the workflow made at parse time) and figure_agreement (a copy).
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -17,6 +18,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/resources.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/agreement.smk"
 include: "workflow/rules/training.smk"
@@ -27,6 +29,7 @@ include: "workflow/rules/calibration.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/apply.smk"
+include: "workflow/rules/review.smk"
 include: "workflow/rules/evidence.smk"
 
 
@@ -38,6 +41,7 @@ localrules:
     sweep_file,
     sweep,
     select,
+    pool,
     members,
     ensembles,
     evaluate,
@@ -46,6 +50,8 @@ localrules:
     figure4,
     figures,
     report,
+    run_record,
+    findings,
     apply_count,
     apply,
     evidence_config,

@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # cached_outputs.py li
 from cached_outputs import read_splits_file, write_model_outputs  # noqa: E402
 
 from multirater.config import SCHEMA_PATH  # noqa: E402
-from multirater.config.loading import load_workflow_config  # noqa: E402
+from multirater.workflow_config import load_workflow_config  # noqa: E402
 from multirater.core.files import write_text  # noqa: E402
 from multirater.data.dataset import load_dataset  # noqa: E402
 from multirater.training.sweep import configs_tsv, training_config  # noqa: E402

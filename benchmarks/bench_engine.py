@@ -3,7 +3,7 @@
 Workload (issue 3): 20 images of 2048 px, 20 models, about 60 objects per image; each model finds each object
 with probability 0.8 (box jittered) and adds about 15 false positives per image.
 
-- fusion: ``multirater.ensembles.fusion.fuse`` vs the plain-Python baseline of the same rule
+- fusion: ``multirater.core.fusion.fuse`` vs the plain-Python baseline of the same rule
   (benchmarks/baseline_fusion.py; must give identical groups) and ensemble-boxes ``weighted_boxes_fusion`` (same
   input, IoU 0.5): the kernels, in this process; then as whole processes that read and write the files:
   ``multirater fuse`` on the 20 models' detections files vs ensemble-boxes WBF reading the same files
@@ -36,7 +36,7 @@ from whole_process import best_of, fuse_command, wbf_available, wbf_command  # n
 
 from multirater.evaluation.bootstrap import resample_indices  # noqa: E402
 from multirater.io.detections import Detections, write_detections  # noqa: E402
-from multirater.ensembles.fusion import fuse, group_members  # noqa: E402
+from multirater.core.fusion import fuse, group_members  # noqa: E402
 from multirater.evaluation.evaluate import evaluate  # noqa: E402
 
 SIZE = 2048

@@ -64,12 +64,22 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float = 0.5, keep: in
 def clustered(seed: int = 0) -> list[Detections]:
     """One Detections per model (see the module docstring)."""
     rng = np.random.default_rng(seed)
+    return clustered_models(organoid_boxes(rng), N_MODELS, rng)
+
+
+def organoid_boxes(rng: np.random.Generator) -> list[np.ndarray]:
+    """The organoids of each image: (N_OBJECTS, 4) xywh boxes (the ground truth)."""
     organoids = []
     for _ in range(N_IMAGES):
         wh = rng.uniform(40, 160, (N_OBJECTS, 2))
         organoids.append(np.column_stack([rng.uniform(0, SIZE - wh), wh]))
+    return organoids
+
+
+def clustered_models(organoids: list[np.ndarray], n_models: int, rng: np.random.Generator) -> list[Detections]:
+    """``n_models`` detectors' outputs on the images of ``organoids`` (see the module docstring)."""
     models = []
-    for _ in range(N_MODELS):
+    for _ in range(n_models):
         columns: dict[str, list[np.ndarray]] = {"image": [], "boxes": [], "scores": []}
         for image, objects in enumerate(organoids, start=1):
             found = objects[rng.random(N_OBJECTS) < 0.8]

@@ -10,12 +10,17 @@ it shows how much of an epoch is data and whether it could starve a GPU.
 
     python benchmarks/bench_train.py                        # tiny model, 256 px, CPU, 1 thread
     python benchmarks/bench_train.py --model resnet34_fpn --size 512 --device cuda   # GPU, AMP on and off
+
+``--json PATH`` also writes the figures and the peak memory of each case (on CUDA the peak GPU memory
+torch allocated, ``torch.cuda.max_memory_allocated``; on the CPU the process's peak resident memory).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
+import resource
 import statistics
 import sys
 import tempfile
@@ -153,6 +158,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=9, help="epochs measured per loop")
     parser.add_argument("--threads", type=int, default=1, help="1 by default: stable figures on a shared machine")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -165,17 +171,28 @@ def main() -> int:
         root = Path(tmp)
         generate(root / "ds", seed=0, images=args.images, consensus_images=0, raters=2, size=args.size)
         cases = [(False, False), (False, True)] if args.device == "cpu" else [(False, False), (True, False)]
+        report = {"model": args.model, "size": args.size, "images": args.images, "batch_size": args.batch_size,
+                  "device": args.device + gpu, "cases": []}
         for amp, augment in cases:
             print(f"amp={'on' if amp else 'off'} augment={'on' if augment else 'off'}"
                   + ("  (augmentation is extra work: reference only)" if augment else ""))
+            if args.device == "cuda":
+                torch.cuda.reset_peak_memory_stats()
             figures = measure(args, root, amp, augment)
             unit = "img/s" if args.device == "cuda" else "img/CPU-s"
+            peak = (torch.cuda.max_memory_allocated() if args.device == "cuda"
+                    else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20
+            report["cases"].append({"amp": amp, "augment": augment, "unit": unit, "peak_mb": peak,
+                                    **{k: list(v) for k, v in figures.items()}})
+            print(f"  peak {'GPU memory (allocated)' if args.device == 'cuda' else 'resident memory'}: {peak:.0f} MB")
             data_best, data_median = figures.pop("data")
             for name, (ours, plain) in figures.items():
                 shown = "img/s wall clock, median" if name == "wall" else f"{unit}, {name} epoch"
                 print(f"  {shown:28s} ours {ours:7.2f}   plain torchvision loop {plain:7.2f}   ratio {ours / plain:.3f}")
             print(f"  {unit + ', data loader alone':28s} best {data_best:7.1f}   median {data_median:7.1f}"
                   f"   (our batches, no model)")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Shared test helpers: a tiny hand-written multi-rater dataset on disk."""
+"""Shared test helpers: a tiny hand-written multi-rater dataset on disk; the shared workflow runs
+(workflow_runs.py); under pytest-xdist, each test on the worker of the expensive fixtures it shares."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+from worker_groups import group_and_order, name_groups_in_node_ids
+from workflow_runs import apply_run, demo_shaped_run  # noqa: F401  (session fixtures: one run each)
 
 
 def write_tiny_dataset(root: Path, n_images: int = 4, size: int = 32) -> Path:
@@ -48,3 +51,13 @@ def write_tiny_dataset(root: Path, n_images: int = 4, size: int = 32) -> Path:
 @pytest.fixture
 def tiny_dataset(tmp_path: Path) -> Path:
     return write_tiny_dataset(tmp_path / "data")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]):
+    """Under pytest-xdist, the tests sharing an expensive fixture on one worker, the costliest first
+    (worker_groups.py): groups before every other plugin's hook, their names in the node ids after."""
+    group_and_order(items)
+    result = yield
+    name_groups_in_node_ids(config, items)
+    return result

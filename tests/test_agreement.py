@@ -13,8 +13,8 @@ from conftest import write_tiny_dataset
 from multirater.agreement.commands import OUTPUT_FILES
 from multirater.agreement.statistics import counts, f1_vs_iou, pair_f1
 from multirater.cli import main
+from multirater.core.plot_style import STRATEGY_COLORS, apply_style, rater_colors, save_figure
 from multirater.data.dataset import load_dataset
-from multirater.figures.style import STRATEGY_COLORS, apply_style, rater_colors, save_figure
 
 
 def test_pair_f1_hand_computed():

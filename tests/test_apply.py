@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 from test_workflow import CONFIG, planned_jobs, run_snakemake, snakemake
+from workflow_runs import write_yaml
 
 from multirater.cli import main
 
@@ -114,26 +115,21 @@ SMALL = {
 
 
 @pytest.mark.slow
-def test_apply_end_to_end_on_new_images(tmp_path):
-    work = tmp_path / "run"
-    work.mkdir()
-    subprocess.run([str(BIN / "multirater"), "synth", "--out", str(tmp_path / "synth"), "--seed", "7",
-                    "--images", "2", "--consensus-images", "1", "--raters", "1", "--size", "64"], check=True,
-                   capture_output=True)
-    names = sorted(p.name for p in (tmp_path / "synth" / "images").iterdir())
-    (tmp_path / "synth" / "images").rename(work / "new")
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(SMALL))
+def test_apply_end_to_end_on_new_images(apply_run, tmp_path):
+    # the run of SMALL's apply target on 2 new images (work/new), and the dry runs made before it, are
+    # shared (workflow_runs.py); this test reruns nothing, the next one calibrates a copy
+    work = apply_run.work
+    config = write_yaml(tmp_path / "config.yaml", apply_run.config)
+    names = sorted(p.name for p in (work / "new").iterdir())
 
     # only what the ensemble needs: the sweep and selection, not the test predictions or evaluation;
     # the members and fuse rules are the experiment's, here for the one apply ensemble (stage apply)
-    plan = planned_jobs(snakemake(work, config, "-n", "apply"))
+    plan = planned_jobs(apply_run.plans["apply"])
     assert {"train", "select", "members", "fuse", "apply_count", "apply"} <= set(plan), plan
     assert plan["members"] == 1 and plan["fuse"] == 1, plan
     assert not {"predict", "evaluate_detections"} & set(plan), plan
-    assert "apply_count" not in planned_jobs(snakemake(work, config, "-n"))  # apply is not part of all
+    assert "apply_count" not in planned_jobs(apply_run.plans["all"])  # apply is not part of all
 
-    snakemake(work, config, "apply")
     out = work / "results" / "apply" / "rse" / "2"
     assert not (work / "results" / "ensembles").exists()  # no experiment ensemble was built
     selection = pd.read_csv(work / "results" / "selection" / "selection.csv")
@@ -159,6 +155,18 @@ def test_apply_end_to_end_on_new_images(tmp_path):
         assert row.count_std == pytest.approx(math.sqrt(sum(s * (1 - s) for s in scores)))
     assert planned_jobs(snakemake(work, config, "-n", "apply")) == {}  # a rerun has nothing to do
 
+    # the review target: the queue and exports of the new images, from the fused file apply counted
+    plan = planned_jobs(snakemake(work, config, "-n", "review"))
+    assert plan == {"review_queue": 1, "export_napari": 1, "export_coco": 1, "review": 1}, plan
+    snakemake(work, config, "review")
+    images = pd.read_csv(work / "results" / "review" / "apply" / "images.csv")
+    assert sorted(images.file_name) == names
+    assert images.expected_count.sum() == pytest.approx(counts.expected_count.sum())
+    labels = work / "results" / "export" / "apply" / "napari-organoid-counter" / "ensemble"
+    assert sorted(p.name for p in labels.iterdir()) == sorted(n.replace(".png", ".json") for n in names)
+    assert len(json.loads((work / "results" / "export" / "apply" / "coco.json").read_text())) == len(
+        fused["detections"])
+
 
 def test_apply_commands_do_not_import_heavy_libraries():
     code = ("import sys, argparse, multirater.apply.commands as a; "
@@ -169,7 +177,8 @@ def test_apply_commands_do_not_import_heavy_libraries():
 
 def test_apply_ensemble_defaults_to_the_largest_size(tmp_path):
     from multirater.config import SCHEMA_PATH
-    from multirater.config.loading import apply_ensemble, validate
+    from multirater.config.schema import validate
+    from multirater.workflow_config import apply_ensemble
     from multirater.core.errors import UserError
 
     (tmp_path / "new").mkdir()
@@ -192,15 +201,12 @@ CALIBRATED = {**SMALL, "calibration": {"enabled": True, "methods": ["isotonic"],
 
 
 @pytest.mark.slow
-def test_apply_with_the_headline_calibrator(tmp_path):
+def test_apply_with_the_headline_calibrator(apply_run, tmp_path):
     import numpy as np
 
-    work = tmp_path / "run"
-    work.mkdir()
-    subprocess.run([str(BIN / "multirater"), "synth", "--out", str(tmp_path / "synth"), "--seed", "7",
-                    "--images", "2", "--consensus-images", "1", "--raters", "1", "--size", "64"], check=True,
-                   capture_output=True)
-    (tmp_path / "synth" / "images").rename(work / "new")
+    # calibration switched on in a copy of the shared apply run of SMALL (workflow_runs.py): the same
+    # models and new images; what calibration needs on top is planned and run below
+    work, _ = apply_run.copy(tmp_path)
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(CALIBRATED))
 

@@ -121,7 +121,7 @@ def test_detector_labels_are_the_proposals_the_raters_saw():
 ])
 def test_where_the_base_comes_from_is_checked(tiny_dataset, dataset, model, item, message):
     from multirater.config import SCHEMA_PATH
-    from multirater.config.loading import load_workflow_config
+    from multirater.workflow_config import load_workflow_config
     from multirater.core.errors import UserError
 
     config = json.loads(json.dumps(CONFIG))
@@ -134,7 +134,7 @@ def test_where_the_base_comes_from_is_checked(tiny_dataset, dataset, model, item
 
 def test_your_own_data_with_a_base_dataset_or_checkpoint_is_accepted(tiny_dataset, tmp_path):
     from multirater.config import SCHEMA_PATH
-    from multirater.config.loading import load_workflow_config
+    from multirater.workflow_config import load_workflow_config
 
     other = tmp_path / "other"
     other.mkdir()

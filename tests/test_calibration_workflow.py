@@ -176,7 +176,7 @@ def test_members_come_best_ranked_first():
 ])
 def test_calibration_config_errors_name_the_key(section, message):
     from multirater.config import SCHEMA_PATH
-    from multirater.config.loading import validate
+    from multirater.config.schema import validate
 
     config = validate({**json.loads(json.dumps(CONFIG)), "calibration": {"enabled": True, **section}}, SCHEMA_PATH)
     with pytest.raises(UserError) as err:
@@ -186,7 +186,7 @@ def test_calibration_config_errors_name_the_key(section, message):
 
 def test_shipped_configs_calibrate():
     from multirater.config import SCHEMA_PATH
-    from multirater.config.loading import validate
+    from multirater.config.schema import validate
 
     for name in ("config.yaml", "paper.yaml", "evidence.yaml", "multiorg.yaml"):
         config = validate(yaml.safe_load((Path(__file__).parents[1] / "config" / name).read_text()), SCHEMA_PATH)
@@ -226,11 +226,14 @@ CALIBRATION = {"enabled": True, "methods": ["logistic", "detection-aware"], "tar
 
 
 @pytest.mark.slow
-def test_workflow_with_calibration(tmp_path):
-    work = tmp_path / "run"
-    work.mkdir()
+def test_workflow_with_calibration(demo_shaped_run, tmp_path):
+    # calibration enabled on a copy of the shared run of CONFIG (workflow_runs.py): only its own jobs run
+    work, _ = demo_shaped_run.copy(tmp_path)
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({**json.loads(json.dumps(CONFIG)), "calibration": CALIBRATION}))
+    plan = planned_jobs(snakemake(work, config, "-n"))
+    assert {"calibrate", "recalibrate", "count_accuracy", "calibration_table"} <= set(plan), plan
+    assert not {"pretrain", "train"} & set(plan), plan  # enabling calibration retrains nothing
     snakemake(work, config)
     r = work / "results"
 

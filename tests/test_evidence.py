@@ -90,11 +90,13 @@ def test_summary_and_cells_by_hand(tmp_path):
     assert row["lse"] == pytest.approx(0.24) and row["rse"] == pytest.approx(0.16)
     assert row["difference"] == pytest.approx(0.08) and row["iou"] == 0.5
     assert (row["diff_p2.5"], row["diff_p97.5"], row["p_value"]) == (0.004, 0.05, 0.04)
-    assert bool(row["significant"]) and row["interval"] == "images"  # a table naming no interval: the images'
-    assert np.isnan(row["diff_p2.5_images"]) and row["arm"] != row["arm"] and np.isnan(row["bias"])  # NaN: unset
+    assert row["arm"] != row["arm"] and np.isnan(row["bias"])  # NaN: no arm, no bias
     soft = summary[(summary.preset == "biased") & (summary["size"] == 4) & (summary.metric == "D-ECE-soft")].iloc[0]
     assert soft["lse"] == pytest.approx(0.10) and soft["rse"] == pytest.approx(0.06) and not soft["significant"]
     assert (row["ref_mean_lse"], row["ref_p2.5_lse"], row["ref_p97.5_rse"]) == (0.02, 0.01, 0.04)
+    # a table from before the member bootstrap: its interval is labelled image-only, never significant
+    assert row["interval"] == "images" and not row["significant"] and "image-only interval only" in row["warning"]
+    assert (row["diff_p2.5_images"], row["diff_p97.5_images"], row["p_value_images"]) == (0.004, 0.05, 0.04)
     mAP = summary[(summary.preset == "noisy") & (summary["size"] == 2) & (summary.metric == "mAP")].iloc[0]
     assert mAP["lse"] == pytest.approx(0.32) and mAP["difference"] == 0 and np.isnan(mAP["iou"])
     assert np.isnan(mAP["ref_mean_lse"])
@@ -132,8 +134,10 @@ def test_evidence_figure_draws_each_difference_and_interval(tmp_path):
     points = [line for line in ax.lines if line.get_marker() == "o"]
     assert [p.get_label() for p in points] == ["size 2", "size 4"]
     assert points[1].get_ydata() == pytest.approx([0.08, 0.0])  # size 4: biased, noisy
-    intervals = ax.collections[1].get_segments()  # size 4's vertical lines
+    # per size: the two-level interval, then the image-only one (the same here: tables without a member level)
+    intervals = ax.collections[2].get_segments()  # size 4's two-level vertical lines
     assert [(s[0][1], s[1][1]) for s in intervals] == [(0.004, 0.05), (0.004, 0.05)]
+    assert [(s[0][1], s[1][1]) for s in ax.collections[3].get_segments()] == [(0.004, 0.05), (0.004, 0.05)]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["biased\nseed 0", "noisy\nseed 0"]
 
 
@@ -161,13 +165,13 @@ def test_calibration_tables_of_the_cells_are_gathered(tmp_path):
     from multirater.evidence.summary import write_summary
 
     cells = [write_cell(tmp_path / "a", "noisy", 1, 0.1, 0.1), write_cell(tmp_path / "b", "biased", 0, 0.2, 0.1)]
-    assert len(write_summary(cells, tmp_path / "none")) == 4  # no cell calibrated: no calibration.csv
+    assert len(write_summary(cells, tmp_path / "none")) == 5  # no cell calibrated: no calibration.csv
     assert not (tmp_path / "none" / "calibration.csv").exists()
     for cell, mae in zip(cells, (3.0, 5.0)):
         pd.DataFrame({"approach": ["rse", "rse"], "method": ["", "logistic"], "count_mae": [mae * 2, mae]}).to_csv(
             cell / "results" / "tables" / "calibration.csv", index=False)
     paths = write_summary(cells, tmp_path / "out")
-    table = pd.read_csv(paths[4])
+    table = pd.read_csv(paths[5])
     assert list(table.columns) == ["arm", "preset", "bias", "data_seed", "approach", "method", "count_mae"]
     # cells in (preset, seed) order, each cell's rows as its own table has them
     assert table[["preset", "data_seed", "count_mae"]].values.tolist() == [
@@ -186,7 +190,13 @@ def test_ranges_over_seeds_by_hand(tmp_path):
     cells = [write_cell(tmp_path / "a", "graded", 0, 0.20, 0.12, bias=0.5, arm="bias", auc=0.6),
              write_cell(tmp_path / "b", "graded", 1, 0.10, 0.13, bias=0.5, arm="bias", auc=0.8),
              write_cell(tmp_path / "c", "graded", 0, 0.10, 0.10, bias=1.0, arm="bias")]
-    ranges = pd.read_csv(write_summary(cells, tmp_path / "out")[2])
+    # the bias-0.5 cells' D-ECE differences are significant with the two-level interval (members and images)
+    for cell, dece_interval in ((cells[0], (0.01, 0.1)), (cells[1], (-0.05, -0.01))):
+        two_level_table(cell, {**{(size, "D-ECE"): ("members+images", *dece_interval, True) for size in (2, 4)},
+                               **{(size, metric): ("members+images", -0.01, 0.02, False)
+                                  for size in (2, 4) for metric in ("mAP", "D-ECE-soft")}})
+    paths = write_summary(cells, tmp_path / "out")
+    ranges = pd.read_csv(paths[3])
     half = ranges[ranges.bias == 0.5]
     dece = half[(half.quantity == "LSE - RSE") & (half.metric == "D-ECE") & (half["size"] == 4)].iloc[0]
     # seed 0: 0.24 - 0.16 = +0.08 (RSE better, significant), seed 1: 0.14 - 0.17 = -0.03 (LSE better, significant)
@@ -199,6 +209,11 @@ def test_ranges_over_seeds_by_hand(tmp_path):
     auc = half[half.quantity == "learned_bias_auc"].iloc[0]
     assert (auc["min"], auc["max"], auc["text"]) == (0.6, 0.8, "0.600 to 0.800 over 2 of 2 seeds")
     assert ranges[(ranges.bias == 1.0) & (ranges.quantity == "learned_bias_auc")].iloc[0]["n_seeds"] == 1
+    # directions.csv: the seeds of each bias on their own
+    directions = pd.read_csv(paths[2])
+    dece4 = directions[(directions.metric == "D-ECE") & (directions["size"] == 4)].set_index("bias")
+    assert (dece4.loc[0.5, "seeds"], dece4.loc[0.5, "lse_better"], dece4.loc[0.5, "rse_better"]) == (2, 1, 1)
+    assert (dece4.loc[1.0, "seeds"], dece4.loc[1.0, "two_level"]) == (1, 0) and (dece4["arm"] == "bias").all()
 
 
 def test_arm_figure_plots_each_seed_against_the_bias(tmp_path):
@@ -218,3 +233,80 @@ def test_arm_figure_plots_each_seed_against_the_bias(tmp_path):
     points = [line for line in auc_ax.lines if line.get_marker() == "o"]
     assert [list(p.get_ydata()) for p in points] == [[0.5, 1.0], [0.5, 1.0]]
     assert "no D-ECE-soft at IoU 0.75" in [t.get_text() for t in fig.axes[4].texts]
+
+
+def test_cells_record_where_each_cell_ran(tmp_path):
+    """cells.csv carries each cell's run.json facts (multirater.core.provenance); a cell without one (run
+    before workflows wrote it) has them empty."""
+    from multirater.core.provenance import PROVENANCE_COLUMNS
+    from multirater.evidence.summary import CELL_COLUMNS, write_summary
+
+    cells = [write_cell(tmp_path / "a", "noisy", 1, 0.1, 0.1), write_cell(tmp_path / "b", "biased", 0, 0.2, 0.1)]
+    env = {"host": "n1", "commit": "abc", "dirty": False, "cpu": "AMD EPYC", "cpu_capability": "AVX2", "threads": 1,
+           "device": "cpu", "gpu": None, "kernels": {"ATEN_CPU_CAPABILITY": "avx2"},
+           "versions": {"torch": "2.14.1", "torchvision": "0.29.1", "numpy": "2.4.6", "multirater": "0.1.0"}}
+    (cells[1] / "results" / "run.json").write_text(json.dumps({
+        "format": "multirater-run", "commit": "abc", "dirty": False,
+        "workflow": {"versions": {"snakemake": "9.27.1"}}, "mixed": False,
+        "trainings": [{"environment": env, "hosts": ["n1"], "jobs": ["ls/x"]}]}))
+    table = pd.read_csv(write_summary(cells, tmp_path / "out")[1])
+    # the cell's facts, its learned-bias diagnostic (as its table has it), then where it ran
+    assert list(table.columns) == [*CELL_COLUMNS, *LEARNED, "learned_bias_auc", *PROVENANCE_COLUMNS]
+    biased = table[table.preset == "biased"].iloc[0]
+    assert (biased["commit"], biased["snakemake"], biased["torch"], biased["cpu_capability"]) == (
+        "abc", "9.27.1", "2.14.1", "AVX2")
+    assert biased["kernels"] == "ATEN_CPU_CAPABILITY=avx2" and not biased["mixed"]
+    assert table[table.preset == "noisy"].iloc[0][PROVENANCE_COLUMNS].isna().all()
+
+
+def two_level_table(cell, rows):
+    """Give a cell's lse_vs_rse.csv the two-level columns: ``rows`` maps (size, metric) to (interval, p2.5,
+    p97.5, significant) of the two-level result; the image-only columns are narrower."""
+    path = cell / "results" / "tables" / "lse_vs_rse.csv"
+    table = pd.read_csv(path)
+    for column in ("significant", "interval", "diff_p2.5_images", "diff_p97.5_images", "p_value_images", "warning"):
+        table[column] = None
+    for i, r in table.iterrows():
+        interval, low, high, significant = rows[(int(r["size"]), r["metric"])]
+        table.loc[i, ["diff_p2.5_images", "diff_p97.5_images", "p_value_images"]] = [low / 2, high / 2, 0.02]
+        table.loc[i, ["interval", "diff_p2.5", "diff_p97.5", "significant"]] = [interval, low, high, significant]
+        if interval == "images":
+            table.loc[i, "warning"] = "LSE_4 takes all 4 selected ls models"
+    table.to_csv(path, index=False)
+
+
+def test_directions_hold_only_across_every_seed(tmp_path):
+    """directions.csv: a direction is a finding only when the two-level interval gives it in every seed."""
+    from multirater.evidence.summary import DIRECTION_COLUMNS, write_summary
+
+    cells = []
+    for seed in (0, 1, 2):
+        cell = write_cell(tmp_path / f"c{seed}", "biased", seed, 0.2, 0.1)
+        two = "members+images"
+        two_level_table(cell, {
+            # D-ECE at size 2: above 0 (RSE better calibrated) in every seed
+            (2, "D-ECE"): (two, 0.01, 0.05, True),
+            # D-ECE at size 4: no member variation in seed 2, so never all three
+            (4, "D-ECE"): ("images", 0.01, 0.05, False) if seed == 2 else (two, 0.01, 0.05, True),
+            # mAP at size 2: LSE ahead in seed 0 only; at size 4 never significant
+            (2, "mAP"): (two, 0.01, 0.02, True) if seed == 0 else (two, -0.01, 0.02, False),
+            (4, "mAP"): (two, -0.01, 0.02, False),
+            # D-ECE-soft: never significant
+            **{(size, "D-ECE-soft"): (two, -0.01, 0.02, False) for size in (2, 4)},
+        })
+        cells.append(cell)
+    paths = write_summary(cells, tmp_path / "out")
+    summary = pd.read_csv(paths[0])
+    row = summary[(summary.data_seed == 2) & (summary["size"] == 4) & (summary.metric == "D-ECE")].iloc[0]
+    assert row["interval"] == "images" and not row["significant"] and row["warning"].startswith("LSE_4 takes all")
+    assert (row["diff_p2.5"], row["diff_p2.5_images"]) == (0.01, 0.005)
+    table = pd.read_csv(paths[2])
+    assert list(table.columns) == DIRECTION_COLUMNS
+    assert (table["preset"] == "biased").all() and table["bias"].isna().all()  # one setting: no arm, no bias
+    finding = {(r["size"], r["metric"]): r for _, r in table.iterrows()}
+    assert finding[(2, "D-ECE")]["finding"] == "RSE better in 3 of 3 seeds"
+    assert (finding[(2, "D-ECE")]["rse_better"], finding[(2, "D-ECE")]["two_level"]) == (3, 3)
+    assert finding[(4, "D-ECE")]["finding"] == ("no direction in every seed (LSE better in 0, RSE better in 2, "
+                                                "neither in 1 of 3; 1 without a two-level interval)")
+    assert finding[(2, "mAP")]["finding"] == "no direction in every seed (LSE better in 1, RSE better in 0, neither in 2 of 3)"
+    assert finding[(4, "mAP")]["neither"] == 3

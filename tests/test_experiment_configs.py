@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from multirater.config import SCHEMA_PATH
-from multirater.config.loading import load_workflow_config, validate
+from multirater.config.schema import validate
 from multirater.core.errors import UserError
+from multirater.workflow_config import load_workflow_config
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {
@@ -85,6 +86,11 @@ def test_evidence_design():
     cells = evidence_cells(checked)
     assert [c.name for c in cells] == ["biased-0", "biased-1", "biased-2", "noisy-0", "noisy-1", "noisy-2"]
     assert len(checked["ensembles"]["sizes"]) >= 2
+    # every ensemble can draw other members (two-level intervals): a pool larger than it, or replicates
+    per_rater = checked["selection"]["rs"]
+    for size in checked["ensembles"]["sizes"]:
+        larger = size < checked["selection"]["ls"] and size // len(raters) < per_rater
+        assert larger or checked["training"]["replicates"] >= 2, size
     one = cell_config(checked, cells[4])
     assert "evidence" not in one and one["dataset"]["synthetic"]["preset"] == "noisy"
     assert one["dataset"]["synthetic"]["seed"] == 1
@@ -108,14 +114,15 @@ def test_mechanism_design():
     """config/mechanism.yaml: the bias arm (5 biases x 2 seeds) and the paper arm (2 x 2) of the graded preset;
     a paper cell's config has its arm's settings on top, records its arm, and is a valid workflow config; every
     ensemble draws from a larger pool of selected models."""
-    from multirater.evidence.design import cell_config, check_cells, evidence_cells
+    from multirater.evidence.design import cell_config, evidence_cells
+    from multirater.workflow_config import check_evidence_cells
 
     config = shipped("mechanism.yaml")
     checked, raters, configs = load_workflow_config(config, SCHEMA_PATH, "mechanism.yaml")
     cells = evidence_cells(checked)
     assert [c.name for c in cells[:3]] == ["bias-b0-s0", "bias-b0-s1", "bias-b0.25-s0"]
     assert len(cells) == 14 and {c.seed for c in cells} == {0, 1}
-    check_cells(checked, SCHEMA_PATH)
+    check_evidence_cells(checked, SCHEMA_PATH)
     paper = cell_config(checked, next(c for c in cells if c.name == "paper-b1-s1"))
     synthetic = paper["dataset"]["synthetic"]
     assert (synthetic["preset"], synthetic["bias"], synthetic["seed"]) == ("graded", 1.0, 1)
@@ -137,6 +144,6 @@ def test_mechanism_design():
     config["evidence"]["arms"]["paper"]["config"]["ensembles"] = {"sizes": [4]}
     config["selection"] = {"ls": 4, "rs": 4}
     with pytest.raises(UserError) as err:
-        check_cells(load_workflow_config(config, SCHEMA_PATH)[0], SCHEMA_PATH)
+        check_evidence_cells(load_workflow_config(config, SCHEMA_PATH)[0], SCHEMA_PATH)
     assert str(err.value) == ("config (evidence.arms.paper.config): ensembles.sizes: is the same in every cell of the "
                               "run: set it outside the arms")

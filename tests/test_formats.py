@@ -14,8 +14,8 @@ from PIL import Image
 from multirater.cli import main
 from multirater.data.dataset import load_dataset
 
-# Width 40, height 30: a box spanning rows 5..15 and columns 10..30 is COCO [10, 5, 20, 10].
-W, H = 40, 30
+# Width 40, height 32 (the smallest side the detectors use): a box spanning rows 5..15 and columns 10..30 is COCO [10, 5, 20, 10].
+W, H = 40, 32
 EXPECTED = [10.0, 5.0, 20.0, 10.0]
 
 
@@ -150,7 +150,7 @@ def test_csv_box_outside_image_names_line(tmp_path, capsys):
     assert main(["import", "--format", "csv", "--images", str(images), "--labels", str(labels), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2
-    assert f"{labels / 'a.csv'}: line 3: box (10.0, 5.0, 45.0, 15.0) lies outside image a.png (40x30 px)" in err[0]
+    assert f"{labels / 'a.csv'}: line 3: box (10.0, 5.0, 45.0, 15.0) lies outside image a.png (40x32 px)" in err[0]
     assert f"{labels / 'a.csv'}: line 4: box has zero width or height" in err[1]
     assert not out.exists()
 

@@ -13,8 +13,8 @@ from pycocotools import mask as mask_utils
 from multirater.io.detections import Detections
 from multirater.core.errors import UserError
 from multirater.core.boxes import iou_matrix
-from multirater.ensembles.fusion import fuse, group_members
-from multirater.ensembles.pairs import linked_pairs
+from multirater.core.fusion import fuse, group_members
+from multirater.core.fusion_pairs import linked_pairs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from baseline_fusion import fuse_plain  # noqa: E402
@@ -218,7 +218,7 @@ def _cluster_models(rng, n_models, n_objects):
 @pytest.mark.parametrize("path", ["rounds", "one at a time"])
 @pytest.mark.parametrize("seed", range(4))
 def test_rounds_and_one_group_at_a_time_both_follow_the_rule(monkeypatch, path, seed):
-    import multirater.ensembles.grouping as grouping
+    import multirater.core.fusion_grouping as grouping
 
     monkeypatch.setattr(grouping, "_SEQUENTIAL_BELOW", 0 if path == "rounds" else 10**9)
     rng = np.random.default_rng(seed)
@@ -278,3 +278,35 @@ def test_fused_detections_are_written_as_their_records(monkeypatch, tmp_path, se
         assert path.read_bytes() == orjson.dumps(written.to_json()) + b"\n"
     detections.write_detections(path, fused)
     assert detections.read_detections(path).to_records() == fused.to_records()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_subset_fused_from_the_shared_pool_is_fuse_on_that_subset(seed):
+    """SubsetFusion pools and links all the models once; fusing a subset from there gives what fuse gives on
+    the subset's models, bit for bit, and the plain-Python rule's groups (ties in scores included)."""
+    from multirater.ensembles.subsets import SubsetFusion
+
+    rng = np.random.default_rng(100 + seed)
+    if seed % 3 == 2:
+        models = _cluster_models(rng, 7, 25)
+        image_ids = [1]
+    else:
+        models = _random_models(rng, 7, 3, 20, quantize=seed % 2 == 1)
+        image_ids = [1, 2, 3]
+    dets = [det([r[2] for r in m], [r[3] for r in m], image_ids=image_ids, images=[r[0] for r in m],
+                categories=[r[1] for r in m]) for m in models]
+    threshold = [0.5, 0.3, 0.6][seed % 3]
+    shared = SubsetFusion(dets, threshold)
+    for size in (1, 2, 4, 7):
+        chosen = np.sort(rng.choice(len(dets), size=size, replace=False)).tolist()
+        sources = [f"s{k % 2}" for k in chosen]
+        for score_norm, merge in (("ensemble", "mean"), ("group", "max-score")):
+            ours = shared.fuse(chosen, sources, score_norm, merge)
+            theirs = fuse([dets[k] for k in chosen], threshold, sources, score_norm, merge)
+            for name in ("image_ids", "image_id", "category_id", "boxes", "scores"):
+                assert np.array_equal(getattr(ours, name), getattr(theirs, name)), (size, name)
+            assert ours.to_records() == theirs.to_records() and ours.meta == theirs.meta
+        reference = fuse_plain([models[k] for k in chosen], threshold)
+        assert len(ours) == len(reference)
+    with pytest.raises(UserError, match="increasing order"):
+        shared.fuse([2, 1])

@@ -78,7 +78,7 @@ def test_bias_errors_name_the_setting(tmp_path, capsys):
 ])
 def test_config_errors_name_the_key(synthetic, item, message):
     from multirater.config import SCHEMA_PATH
-    from multirater.config.loading import load_workflow_config
+    from multirater.workflow_config import load_workflow_config
 
     config = {"dataset": {"manifest": None, "synthetic": {"images": 8, "raters": 2, **synthetic}},
               "sweep": {"grid": {"lr": [0.001, 0.0005]}}, "selection": {"ls": 2, "rs": 1},

@@ -20,8 +20,9 @@ import yaml
 from multiorg_fixture import LABEL_SETS, write_multiorg
 from multirater.cli import main
 from multirater.config import SCHEMA_PATH
-from multirater.config.loading import headline_label_set, load_workflow_config, validate
+from multirater.config.schema import validate
 from multirater.core.errors import UserError
+from multirater.workflow_config import headline_label_set, load_workflow_config
 from test_workflow import REPO, planned_jobs, snakemake
 
 ANNOTATORS = ["Annotator_A", "Annotator_B"]
@@ -90,7 +91,7 @@ def test_multiorg_config_is_valid_and_fits_the_imported_layout(imported):
 def test_headline_label_set_defaults_and_is_checked(imported):
     manifest = str(imported / "ds" / "dataset.yaml")
     no_consensus = {"dataset": {"manifest": manifest}, "evaluation": {}}
-    assert headline_label_set(no_consensus) == "t0"  # no consensus: the first label set
+    assert headline_label_set(no_consensus) == "majority"  # no consensus: the import's majority
     assert headline_label_set({**no_consensus, "evaluation": {"label_set": "t1_B"}}) == "t1_B"
     synthetic = {"dataset": {"manifest": None}, "evaluation": {"label_set": None}}
     assert headline_label_set(synthetic) == "consensus"

@@ -12,7 +12,7 @@ from PIL import Image
 
 from multirater.core.errors import UserError
 from multirater.data.dataset import load_dataset
-from multirater.training import loop
+from multirater.training import validation
 from multirater.training.coverage import RaterCoverage
 from multirater.training.inputs import read_splits
 from multirater.training.job import prepare_job, strategy_images
@@ -124,8 +124,8 @@ def test_validation_scores_each_rater_on_the_validation_images_it_labelled(parti
         seen["ground_truth"] = ground_truth
         return {"map": 0.0, "ap50": 0.0}
 
-    monkeypatch.setattr(loop, "coco_map", fake_map)
-    loop.evaluate(job)
+    monkeypatch.setattr(validation, "coco_map", fake_map)
+    validation.evaluate(job)
     expected = [(np.array([BOX[r]], dtype=np.float64), np.array([1])) for r, _ in scored]
     assert len(seen["ground_truth"]) == len(expected)
     for (boxes, labels), (want_boxes, want_labels) in zip(seen["ground_truth"], expected):

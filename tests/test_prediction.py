@@ -105,6 +105,31 @@ def test_folder_of_images_keeps_known_ids_and_numbers_new_ones(trained, tmp_path
     assert by_image[1] and [d["bbox"] for d in by_image[1]] == [d["bbox"] for d in by_image[2]]
 
 
+def test_an_image_too_small_for_the_detectors_is_skipped_not_predicted(trained, tmp_path, capsys):
+    from PIL import Image
+
+    root, manifest = trained
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    shutil.copy(load_dataset(manifest).images[9].path, folder / "a.png")
+    # a thumbnail: the model would run on it, blown up to min_size, and find shapes that are not there
+    Image.fromarray(np.full((24, 40), 128, dtype=np.uint8), mode="L").save(folder / "thumb.png")
+    assert main(["predict", "--model", str(root / "model"), "--images", str(folder), "--out",
+                 str(tmp_path / "p.json"), "--device", "cpu"]) == 0
+    assert "skipped thumb.png: image is 40x24 px, smaller than the 32 px a side" in capsys.readouterr().out
+    data = json.loads((tmp_path / "p.json").read_text())
+    assert data["image_ids"] == [1] and {d["image_id"] for d in data["detections"]} == {1}
+    assert data["meta"]["file_names"] == {"1": "a.png"}
+    assert data["meta"]["skipped_images"] == {
+        "thumb.png": "image is 40x24 px, smaller than the 32 px a side the detectors can use"}
+    # nothing usable at all: one error, no output
+    (folder / "a.png").unlink()
+    assert main(["predict", "--model", str(root / "model"), "--images", str(folder), "--out",
+                 str(tmp_path / "q.json"), "--device", "cpu"]) == 2
+    assert "--images: every image is too small for the detectors (1 skipped)" in capsys.readouterr().err
+    assert not (tmp_path / "q.json").exists()
+
+
 def test_missing_model_is_a_clear_error_and_writes_nothing(trained, tmp_path, capsys):
     root, manifest = trained
     rc = main(["predict", "--model", str(tmp_path / "nope"), "--dataset", str(manifest), "--splits",

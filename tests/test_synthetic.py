@@ -299,14 +299,16 @@ def test_schema_offers_the_library_rater_models():
     from multirater.data.synthetic import DEFAULT_PRESET
     from multirater.data.synthetic.presets import PRESET_NAMES, SETTING_RANGES
 
-    synthetic = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["dataset"]["properties"]["synthetic"]
-    props = synthetic["properties"]
-    assert props["preset"]["enum"] == list(PRESET_NAMES) and props["preset"]["default"] == DEFAULT_PRESET
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    props = schema["properties"]["dataset"]["properties"]["synthetic"]["properties"]
+    assert props["preset"]["$ref"] == "#/definitions/rater_preset" and props["preset"]["default"] == DEFAULT_PRESET
+    assert schema["definitions"]["rater_preset"]["enum"] == list(PRESET_NAMES)
     # the evidence run's presets (fixed ones: no bias) and its arms' presets (any, graded by default)
-    evidence = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["evidence"]["properties"]
-    assert evidence["presets"]["items"]["enum"] == [p for p in PRESET_NAMES if p != "graded"]
+    assert schema["definitions"]["fixed_rater_preset"]["enum"] == [p for p in PRESET_NAMES if p != "graded"]
+    evidence = schema["properties"]["evidence"]["properties"]
+    assert evidence["presets"]["items"]["$ref"] == "#/definitions/fixed_rater_preset"
     arm = evidence["arms"]["additionalProperties"]["properties"]
-    assert arm["preset"]["enum"] == list(PRESET_NAMES) and arm["preset"]["default"] == "graded"
+    assert arm["preset"]["$ref"] == "#/definitions/rater_preset" and arm["preset"]["default"] == "graded"
     assert props["repeat_images"]["default"] == 0 and props["rater_styles"]["default"] is None
     settings = props["rater_styles"]["items"]["properties"]
     assert list(settings) == list(SETTING_RANGES)

@@ -13,7 +13,8 @@ from multirater.cli import main
 from multirater.core.errors import UserError
 from multirater.selection.ranking import rank_models, write_selection
 from multirater.evaluation.bootstrap import paired_difference
-from multirater.evaluation.tables import holm, write_tables
+from multirater.evaluation.table_files import write_tables
+from multirater.evaluation.tables import holm
 
 SETTINGS = {"gt": "consensus.json", "seed": 0, "bootstrap": 4, "iou_thresholds": [0.5, 0.75], "bins": 10}
 
@@ -211,3 +212,54 @@ def test_dece_rows_carry_the_finite_sample_reference(workflow_files):
     assert (dece["ref_mean_lse"], dece["ref_p2.5_lse"], dece["ref_p97.5_lse"]) == (0.05, 0.03, 0.08)
     assert (dece["ref_mean_rse"], dece["ref_p2.5_rse"], dece["ref_p97.5_rse"]) == (0.04, 0.02, 0.07)
     assert cmp[cmp.metric == "mAP"][["ref_mean_lse", "ref_p97.5_rse"]].isna().all().all()
+
+
+def test_significance_draws_replicates_when_every_model_has_them(tmp_path):
+    """Two selected LS models, each trained twice. Model a's second run scores 0.1 higher on every resample,
+    model b's runs are alike: each two-level difference is the image-only one plus 0 or 0.1 (a's drawn run),
+    both occur, and the interval is wider. Without replicates (or for a model trained once) the interval is the
+    image-only one, labelled, and nothing is significant."""
+    from multirater.selection.pool import build_pool
+
+    rows = rank_models([{"strategy": "ls", "config_id": c, "status": "ok", "best_val_map": v}
+                        for c, v in (("aaaa0000", 0.9), ("bbbb0000", 0.8))], top_ls=2, top_rs=1)
+    write_selection(tmp_path / "selection.csv", rows)
+    pool = build_pool(rows, 2, "preds")
+    (tmp_path / "pool.json").write_text(json.dumps(pool))
+    rng = np.random.default_rng(0)
+    va = rng.uniform(0.4, 0.6, 40)
+    vb = va - 0.1 + rng.normal(0, 0.01, 40)  # b below a on every resample
+    m = tmp_path / "metrics"
+    models = [metrics_file(m / "models/ls/aaaa0000.json", 0.5, 0.5, 0.1, {("mAP", None): va}),
+              metrics_file(m / "models/ls/bbbb0000.json", 0.4, 0.4, 0.1, {("mAP", None): vb})]
+    second = {p["config_id"]: p["replicates"][1]["model_id"] for p in pool["models"]}
+    replicates = [
+        metrics_file(m / "r1.json", 0.6, 0.6, 0.1, {("mAP", None): va + 0.1},
+                     identity={"strategy": "ls", "config_id": second["aaaa0000"]}),
+        metrics_file(m / "r2.json", 0.4, 0.4, 0.1, {("mAP", None): vb},
+                     identity={"strategy": "ls", "config_id": second["bbbb0000"]}),
+    ]
+    for path in (*models, *replicates):  # 40 resamples here
+        data = json.loads(open(path).read())
+        data["settings"] = {**SETTINGS, "bootstrap": 40}
+        open(path, "w").write(json.dumps(data))
+    out = tmp_path / "tables"
+    write_tables(tmp_path / "selection.csv", models, [], out, pool_path=tmp_path / "pool.json",
+                 replicate_files=replicates)
+    row = pd.read_csv(out / "significance.csv").iloc[0]
+    assert row["interval"] == "members+images" and (row["warning"] != row["warning"])  # NaN: no warning
+    image = paired_difference(va, vb)
+    assert row["diff_p2.5_images"] == pytest.approx(image["diff_p2.5"]) and row["p_value_images"] == image["p_value"]
+    # the two-level differences, per resample, are the image ones plus 0 or 0.1: their mean lies between
+    assert image["diff_mean"] < row["diff_mean"] < image["diff_mean"] + 0.1
+    assert row["diff_p97.5"] - row["diff_p2.5"] > row["diff_p97.5_images"] - row["diff_p2.5_images"]
+
+    # the pool names replicates whose metrics are missing: one error naming the pool and the model
+    with pytest.raises(UserError, match=f"no metrics file for replicate.*{second['bbbb0000']}.*ls/bbbb0000"):
+        write_tables(tmp_path / "selection.csv", models, [], tmp_path / "x", pool_path=tmp_path / "pool.json",
+                     replicate_files=replicates[:1])
+    # no replicates: the image-only interval, labelled, never significant
+    write_tables(tmp_path / "selection.csv", models, [], tmp_path / "once")
+    once = pd.read_csv(tmp_path / "once" / "significance.csv").iloc[0]
+    assert once["interval"] == "images" and not once["significant"] and "was trained once" in once["warning"]
+    assert once["diff_p2.5"] == once["diff_p2.5_images"] and once["p_value"] == once["p_value_images"] < 0.05

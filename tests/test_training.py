@@ -19,7 +19,7 @@ from multirater.cli import main
 from multirater.data.dataset import load_dataset
 from multirater.core.errors import UserError
 from multirater.data.synthetic import generate
-from multirater.training.augment import hflip, rot90, vflip
+from multirater.training.augment import Augment, adjust_contrast, hflip, rot90, vflip
 from multirater.training.commands import parse_strategy
 from multirater.training.inputs import read_splits
 from multirater.training.labels import sampled_rater, training_sources, validation_sources
@@ -27,7 +27,7 @@ from multirater.training.loop import run_training
 from multirater.training.signals import EXIT_PREEMPTED
 from multirater.training.schedule import LearningRate
 from multirater.training.settings import read_training_config, validate_model, validate_training
-from multirater.evaluation.validation_map import coco_map
+from multirater.training.validation_map import coco_map
 
 torch.set_num_threads(1)
 
@@ -97,28 +97,36 @@ def test_strategies_choose_training_and_validation_labels():
 # ----------------------------------------------------------------------------- image cache
 
 
-def test_image_cache_returns_exactly_the_decoded_image_stored_compactly(tmp_path):
+def test_training_images_give_exactly_the_decoded_pixels_keeping_only_what_must_be_decoded_whole(tmp_path):
     from types import SimpleNamespace
 
     import tifffile
     from PIL import Image
 
     from multirater.data.dataset import load_image
-    from multirater.training.data import ImageCache
+    from multirater.training.image_store import TrainingImages
 
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (20, 30), dtype=np.uint8), mode="L").save(tmp_path / "grey.png")
     Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8), mode="RGB").save(tmp_path / "rgb.png")
+    Image.fromarray(rng.integers(0, 65536, (20, 30), dtype=np.uint16)).save(tmp_path / "deep.png")
     tifffile.imwrite(tmp_path / "deep.tif", rng.integers(0, 65536, (20, 30), dtype=np.uint16))
-    names = {1: "grey.png", 2: "rgb.png", 3: "deep.tif"}
+    tifffile.imwrite(tmp_path / "zlib.tif", rng.integers(0, 65536, (20, 30), dtype=np.uint16), compression="zlib",
+                     rowsperstrip=4)
+    planar = rng.integers(0, 65536, (3, 20, 30), dtype=np.uint16)  # RGB planes: decoded whole
+    tifffile.imwrite(tmp_path / "planar.tif", planar, photometric="rgb", planarconfig="separate")
+    names = {1: "grey.png", 2: "rgb.png", 3: "deep.png", 4: "deep.tif", 5: "zlib.tif", 6: "planar.tif"}
     dataset = SimpleNamespace(images={i: SimpleNamespace(path=tmp_path / n) for i, n in names.items()})
-    cache = ImageCache(dataset)
+    images = TrainingImages(dataset, list(names))
     for image_id, name in names.items():
         reference = torch.from_numpy(load_image(tmp_path / name).transpose(2, 0, 1).copy())
-        assert torch.equal(cache[image_id], reference)  # first access decodes ...
-        assert torch.equal(cache[image_id], reference)  # ... later ones rebuild from the compact copy
-    stored = {i: (t.dtype, t.shape[0]) for i, t in cache._stored.items()}
-    assert stored == {1: (torch.uint8, 1), 2: (torch.uint8, 3), 3: (torch.float32, 1)}
+        assert images.size(image_id) == (30, 20)
+        assert torch.equal(images[image_id], reference), name
+        assert torch.equal(images.region(image_id, (3, 5, 17, 19)), reference[:, 5:19, 3:17]), name
+    # only the images that cannot be read window by window are kept, each in its own pixel type, grey as one channel
+    kept = {i: (a.dtype, a.shape[2]) for i, a in images._kept.items()}
+    assert kept == {1: (np.uint8, 1), 2: (np.uint8, 3), 3: (np.uint16, 1), 6: (np.uint16, 3)}
+    assert images.kept_bytes == 20 * 30 * (1 + 3 + 2 + 6)
 
 
 # ----------------------------------------------------------------------------- augmentation
@@ -144,6 +152,34 @@ def test_geometric_augmentation_moves_boxes_with_the_pixels(ops):
 
 
 # ----------------------------------------------------------------------------- schedule and mAP
+
+
+def test_contrast_is_torchvisions_and_the_same_with_any_number_of_threads():
+    from torchvision.transforms.v2 import functional as F
+
+    image = torch.rand(3, 300, 400, generator=torch.Generator().manual_seed(0))
+    for factor in (0.75, 1.2):
+        ours = adjust_contrast(image.clone(), factor)
+        assert torch.allclose(ours, F.adjust_contrast(image, factor), atol=1e-6)
+        threads = torch.get_num_threads()
+        try:
+            torch.set_num_threads(2)
+            assert torch.equal(adjust_contrast(image.clone(), factor), ours)
+        finally:
+            torch.set_num_threads(threads)
+
+
+def test_augmentation_is_a_function_of_its_generator_only():
+    image = torch.rand(3, 40, 60, generator=torch.Generator().manual_seed(1))
+    target = {"boxes": torch.tensor([[5.0, 6.0, 20.0, 30.0]]), "labels": torch.tensor([1])}
+    augment = Augment(p=0.5)
+    torch.manual_seed(0)
+    a = augment(image, target, torch.Generator().manual_seed(7))
+    torch.manual_seed(123)  # the global generator plays no part ...
+    b = augment(image, target, torch.Generator().manual_seed(7))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1]["boxes"], b[1]["boxes"])
+    drawn = {augment(image, target, torch.Generator().manual_seed(s))[0].sum().item() for s in range(8)}
+    assert len(drawn) > 4  # ... the generator does
 
 
 def test_cosine_schedule_with_warmup():
@@ -373,12 +409,12 @@ def test_finished_run_is_not_retrained_and_another_configuration_starts_afresh(s
 
 
 def test_settings_defaults_are_the_documented_ones():
-    # The README's configuration reference, written out by hand.
+    # The defaults as the paper and the docs give them, written out by hand (not read from the schema).
     documented_training = {
         "epochs": 10, "patience": 5, "optimizer": "adam", "lr": 0.001, "weight_decay": 0, "momentum": 0.9,
         "batch_size": 2, "schedule": "plateau", "warmup_epochs": 0, "plateau_patience": 10, "plateau_factor": 0.5,
         "freeze": "backbone", "augment": True, "augment_p": 0.3, "seed": 42, "seed_per_config": False,
-        "val_max_dets": 100, "amp": True,
+        "val_max_dets": 100, "amp": True, "val_every": 1, "val_windows": "objects",
     }
     assert validate_training(None) == documented_training
     model = validate_model(None)
@@ -402,7 +438,7 @@ def test_settings_defaults_are_the_documented_ones():
 def test_a_bad_setting_is_the_same_error_in_the_workflow_and_in_a_training_config_file(tmp_path, section, values, item,
                                                                                         words):
     from multirater.config import SCHEMA_PATH
-    from multirater.config.loading import validate
+    from multirater.config.schema import validate
 
     with pytest.raises(UserError) as workflow_error:
         validate({section: values}, SCHEMA_PATH)
@@ -430,7 +466,7 @@ def test_bad_training_config_file_names_the_key(tmp_path, data, item):
 
 def test_workflow_rejects_max_size_below_min_size():
     from multirater.config import SCHEMA_PATH
-    from multirater.config.loading import validate
+    from multirater.config.schema import validate
 
     with pytest.raises(UserError, match="model.max_size: must be >= min_size"):
         validate({"model": {"min_size": 300}}, SCHEMA_PATH)  # max_size keeps its default, 256

@@ -11,7 +11,7 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from multirater.evaluation.validation_map import coco_map
+from multirater.training.validation_map import coco_map
 
 
 def pycocotools_map(ground_truth, detections, category_ids, max_dets):

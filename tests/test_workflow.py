@@ -88,7 +88,7 @@ def write_config(path: Path, **changes) -> Path:
 ])
 def test_bad_config_is_one_error_naming_the_key(changes, message):
     from multirater.config import SCHEMA_PATH
-    from multirater.config.loading import load_workflow_config
+    from multirater.workflow_config import load_workflow_config
     from multirater.core.errors import UserError
 
     config = json.loads(json.dumps({**CONFIG, **changes}))
@@ -107,7 +107,8 @@ def test_snakemake_stops_on_a_bad_config_with_that_message(tmp_path):
 
 def test_shipped_configs_are_valid_and_match_the_paper_design():
     from multirater.config import SCHEMA_PATH
-    from multirater.config.loading import check_design, validate
+    from multirater.config.schema import validate
+    from multirater.workflow_config import check_design
     from multirater.training.sweep import expand_sweep
 
     paper = validate(yaml.safe_load((REPO / "config" / "paper.yaml").read_text()), SCHEMA_PATH)
@@ -122,16 +123,16 @@ def test_shipped_configs_are_valid_and_match_the_paper_design():
     # defaults come from the schema: an empty config is the documented default design
     empty = validate({}, SCHEMA_PATH)
     assert empty["evaluation"] == {"iou": [0.5, 0.75], "bins": 10, "matching": "greedy", "max_dets": 100,
-                                   "bootstrap": 100, "seed": 0, "dece_features": [], "soft_label_sets": None}
+                                   "bootstrap": 100, "seed": 0, "member_draws": 10, "dece_features": [],
+                                   "soft_label_sets": None}
     assert empty["dataset"]["manifest"] is None and empty["dataset"]["synthetic"]["raters"] == 2
 
 
 @pytest.mark.slow
-def test_workflow_end_to_end(tmp_path):
-    work = tmp_path / "run"
-    work.mkdir()
-    config = write_config(tmp_path / "config.yaml")
-    snakemake(work, config, "--report", "results/report.html", "--report-after-run")
+def test_workflow_end_to_end(demo_shaped_run, tmp_path):
+    # the run (with its report written right after it, as `make demo` does) is shared (workflow_runs.py);
+    # this test reruns and deletes things, so it works on a copy
+    work, config = demo_shaped_run.copy(tmp_path)
     r = work / "results"
 
     # --- the report, written right after the run as `make demo` does ---------------------------
@@ -193,11 +194,33 @@ def test_workflow_end_to_end(tmp_path):
         assert (r / "figures" / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
         assert (r / "figures" / f"{stem}.pdf").read_bytes()[:4] == b"%PDF"
 
+    # --- the review queue of the test images (part of all): the largest RSE, as apply would count ----------
+    boxes = pd.read_csv(r / "review" / "test" / "boxes.csv")
+    fused = json.loads((r / "ensembles" / "rse" / "2" / "fused.json").read_text())
+    assert len(boxes) == len(fused["detections"]) and {"votes_rater1", "votes_rater2"} <= set(boxes.columns)
+    assert (r / "review" / "test" / "contact_sheet.png").read_bytes()[:4] == b"\x89PNG"
+
     # --- the report holds the figures and tables with their captions --------------------------
     snakemake(work, config, "--report", "results/report.html")
     report = (r / "report.html").read_text(errors="replace")
     assert "Table 1 (paper Table 1)" in report and "Figure 3 (paper Fig. 3)" in report
+    assert "Review queue: the boxes to look at first (test images)" in report
     assert "reproduces Campi et al." in report  # the workflow's own description (workflow/report/workflow.rst)
+    # the front page says what was found (tests/test_report_front_page.py renders it in a browser)
+    assert "What this run found" in report and "A single run's direction is not evidence" in report
+
+    # --- where it ran: run.json, every training's own record ------------------------------------
+    import torch
+
+    run = json.loads((r / "run.json").read_text())
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert run["commit"] == (head.stdout.strip() if head.returncode == 0 else None)
+    assert not run["mixed"] and sorted(run["trainings"][0]["jobs"]) == sorted(
+        ["pretrain", *(f"{s}/{c}" for s in STRATEGIES for c in ids)])
+    job = run["trainings"][0]["environment"]
+    assert job["cpu_capability"] == torch.backends.cpu.get_cpu_capability()  # same machine, nothing pinned
+    assert (job["threads"], job["device"], job["gpu"], job["kernels"]) == (1, "cpu", None, {})
+    assert job["versions"]["torch"] == torch.__version__
 
     # --- a rerun has nothing to do ------------------------------------------------------------
     assert planned_jobs(snakemake(work, config, "-n")) == {}
@@ -236,6 +259,7 @@ def test_workflow_end_to_end(tmp_path):
     assert planned_jobs(snakemake(work, more, "-n")) == {}
 
 
+@pytest.mark.slow
 def test_a_diverging_configuration_does_not_stop_the_sweep(tmp_path):
     """An absurd learning rate in the grid (Adam at 1e30: the weights overflow float32; at 1e6 the loss
     stays finite) ends as `diverged` without stopping the run; those models have no rank in

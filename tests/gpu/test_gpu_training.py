@@ -97,3 +97,32 @@ def test_training_stopped_mid_epoch_and_resumed_on_the_gpu_matches_an_uninterrup
     assert moved > 0 and apart < 0.05 * moved, f"resumed {apart:.3g} from the straight run; training moved {moved:.3g}"
     steps = [torch.load(tmp_path / n / "last.pt", weights_only=True)["progress"] for n in ("straight", "resumed")]
     assert steps[0]["epoch"] == steps[1]["epoch"] == 2 and steps[0]["done"] and steps[1]["done"]
+
+
+def test_loader_workers_deliver_pinned_batches_and_the_same_first_loss_on_the_gpu(small, tmp_path):
+    """With two loader workers on CUDA: batches come in pinned memory (asynchronous copies), on the device after
+    to_device, and the first step's loss is the one of batches made in the training process (only the first:
+    roi_align's backward uses atomics on a GPU, so later steps differ in the last bits even between two runs
+    with the same workers; the tests on the CPU compare every step bitwise, tests/test_samples.py)."""
+    from multirater.training.labels import epoch_order
+    from multirater.training.samples import to_device
+
+    firsts = {}
+    for workers in (0, 2):
+        root, manifest, splits = small
+        config = read_training_config(write_config(tmp_path / f"c{workers}.yaml", {
+            "epochs": 1, "batch_size": 2, "freeze": "none", "augment": True, "augment_p": 0.5, "amp": True}))
+        dataset = load_dataset(manifest)
+        job, _ = prepare_job(dataset, read_splits(splits, dataset), parse_strategy("ls", dataset.rater_names),
+                             config, tmp_path / f"m{workers}", CUDA, loader_workers=workers)
+        job.batches.set_epoch(0, epoch_order(job.settings["seed"], 0, job.train_ids))
+        images, targets = next(iter(job.loader))
+        assert all(im.is_pinned() for im in images) and all(t["boxes"].is_pinned() for t in targets)
+        on_device, _ = to_device((images, targets), CUDA)
+        assert all(im.device.type == "cuda" for im in on_device)
+        progress, losses = Progress(), []
+        train_one_epoch(job, progress, after_step=lambda epoch, step: losses.append(progress.sums["loss"]))
+        firsts[workers] = losses[0]
+        assert len(losses) == job.steps_per_epoch and all(torch.isfinite(torch.tensor(losses)))
+    # the same batch through the same weights (a different crop, label draw or augmentation moves it by far more)
+    assert firsts[0] == pytest.approx(firsts[2], rel=1e-6)

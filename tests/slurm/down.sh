@@ -25,7 +25,7 @@ if [ -s "$PIDS/slurmctld.pid" ] && kill -0 "$(cat "$PIDS/slurmctld.pid")" 2>/dev
     scancel --full --state=RUNNING --quiet --user=root 2>/dev/null
     scancel --quiet --user=root 2>/dev/null
 fi
-for name in slurmd slurmctld slurmdbd mariadbd munged; do
+for name in slurmd-gpu slurmd slurmctld slurmdbd mariadbd munged; do
     stop "$name"
 done
 echo "slurm down: stopped" >&2

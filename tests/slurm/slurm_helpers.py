@@ -67,7 +67,7 @@ def submitted_job_ids(log: str) -> list[str]:
 
 
 SACCT_FIELDS = ["JobID", "JobName", "Comment", "State", "ExitCode", "Timelimit", "Elapsed", "ReqCPUS", "ReqMem",
-                "ReqTRES"]
+                "ReqTRES", "Partition", "AllocTRES"]
 
 
 def sacct(*, name: str | None = None, jobs: list[str] | None = None) -> list[dict[str, str]]:
@@ -137,3 +137,35 @@ def group_listings(log: str) -> list[tuple[str, list[dict[str, int | str]]]]:
             })
         listings.append((group, members))
     return listings
+
+
+def local_rules(repo: Path) -> set[str]:
+    """The rules the workflow runs on the submitting node: its `localrules:` lists."""
+    names: set[str] = set()
+    for path in [repo / "Snakefile", *sorted((repo / "workflow" / "rules").glob("*.smk"))]:
+        for block in re.findall(r"^localrules:\n((?:[ \t]+\w+,?\n)+)", path.read_text(), flags=re.M):
+            names.update(re.findall(r"\w+", block))
+    return names
+
+
+def planned_resources(log: str) -> list[tuple[str, str | None, dict[str, str]]]:
+    """Every job a (dry) run lists: (rule, its group or None, its resources as text), in the log's order."""
+    jobs = []
+    rule, group = None, None
+    for line in log.splitlines():
+        header = re.match(r"^\[.*\] Group job (\S+) ", line)
+        if header:
+            group = header.group(1)
+            continue
+        match = re.match(r"^(\s*)(?:local)?(?:rule|checkpoint) (\w+):$", line)
+        if match:
+            rule = match.group(2)
+            if not match.group(1):  # a job outside a group is not indented
+                group = None
+            continue
+        resources = re.match(r"^\s*resources: (.*)$", line)
+        if resources and rule is not None:
+            values = dict(item.split("=", 1) for item in resources.group(1).split(", ") if "=" in item)
+            jobs.append((rule, group, values))
+            rule = None
+    return jobs

@@ -9,8 +9,8 @@ import pytest
 
 from multirater.core.errors import UserError
 from multirater.slurm.nodes import gpu_count, minutes, parse_sinfo
-from multirater.slurm.preflight import check, problems
-from multirater.slurm.requests import Request, request_of, requests_of_run
+from multirater.slurm.preflight import check, first_unmet, problems
+from multirater.slurm.requests import Request, attempt_requests_of_run, request_of, requests_of_run
 
 NEEDS_CLUSTER = False
 
@@ -27,9 +27,10 @@ NODES = parse_sinfo(SINFO)
 
 
 def request(what: str = "rule train", *, rules: tuple[str, ...] | None = None, partitions: tuple[str, ...] = (),
-            cpus: int = 1, mem_mb: int | None = 1000, gpus: int = 0, runtime_min: int | None = 10) -> Request:
+            cpus: int = 1, mem_mb: int | None = 1000, gpus: int = 0, runtime_min: int | None = 10, attempt: int = 1,
+            attempts: int = 1) -> Request:
     return Request(what=what, rules=rules or (what.split()[1],), partitions=partitions, cpus=cpus, mem_mb=mem_mb,
-                   gpus=gpus, runtime_min=runtime_min)
+                   gpus=gpus, runtime_min=runtime_min, attempt=attempt, attempts=attempts)
 
 
 def test_sinfo_lines_become_nodes() -> None:
@@ -152,3 +153,50 @@ def test_a_run_asks_once_per_slurm_job_and_never_for_local_rules() -> None:
         Request("rule pretrain", ("pretrain",), (), 4, 8000, 1, None),
         Request("group model_ls_1a2b3c4d (predict, train)", ("predict", "train"), (), 2, 2000, 0, None),
     ]
+
+
+def test_a_retry_whose_time_limit_outgrows_the_partition_names_the_attempt_the_request_and_the_limit() -> None:
+    # the workflow's time limits are minutes x attempt: 70 min fits the gpu partition's 2 h, 140 does not
+    group = "group model_ls_1a2b3c4d (evaluate_detections, predict, train)"
+    attempts = [request(group, rules=("evaluate_detections", "predict", "train"), partitions=("gpu",), gpus=1,
+                        runtime_min=70 * attempt, attempt=attempt, attempts=2) for attempt in (1, 2)]
+    assert problems(attempts[:1], NODES) == []
+    chosen = first_unmet(attempts, NODES)
+    assert chosen.attempt == 2
+    with pytest.raises(UserError) as error:
+        check([chosen], NODES)
+    assert str(error.value).startswith(
+        f"SLURM pre-flight: {group} at attempt 2 of 2 (a retry: `retries` of the profile; its time limit grows "
+        "with the attempt) asks for 1 CPU, 1000 MB, 1 GPU, 140 min; partition gpu allows 120 min: lower "
+        "resources.train_runtime / predict_runtime (minutes per attempt), allow fewer retries (--retries 0), or "
+        "send the job to a partition with a longer limit. Nothing was submitted.")
+    # a first attempt that already fits no node is the one named
+    assert first_unmet([request(mem_mb=999999, attempts=2), request(mem_mb=999999, attempt=2, attempts=2)],
+                       NODES).attempt == 1
+    assert first_unmet(attempts[:1], NODES) == attempts[0]  # every attempt fits: the first
+
+
+def test_gpus_asked_of_a_partition_without_any_name_the_fix() -> None:
+    [line] = problems([request(gpus=1)], NODES)  # the default partition, cpu, has no GPU
+    assert line == ("rule train asks for 1 CPU, 1000 MB, 1 GPU, 10 min; the largest node has 64 CPUs, 256000 MB, "
+                    "0 GPUs (node c02, partition cpu, a 1440 min limit); partition cpu has no GPU: name the GPU "
+                    "partition (slurm.gpu.partition in the site file) or ask for none (slurm.gpu.count: 0)")
+
+
+class Retried(SimpleNamespace):
+    """A job as Snakemake has it: setting its attempt recomputes its resources (here: 30 min x attempt)."""
+
+    def is_group(self) -> bool:
+        return False
+
+    @property
+    def resources(self) -> dict:
+        return {"runtime": 30 * self.attempt, "mem_mb": 100}
+
+
+def test_a_run_asks_at_every_attempt_its_retries_allow_and_leaves_the_jobs_at_their_attempt() -> None:
+    job = Retried(rule=SimpleNamespace(name="train"), is_local=False, threads=1, attempt=1, restart_times=2)
+    dag = SimpleNamespace(needrun_jobs=lambda: [job], get_job_group=lambda job: None)
+    [attempts] = attempt_requests_of_run(dag)
+    assert [(r.attempt, r.attempts, r.runtime_min) for r in attempts] == [(1, 3, 30), (2, 3, 60), (3, 3, 90)]
+    assert job.attempt == 1

@@ -1,5 +1,5 @@
 """The demo through the repository's slurm profile on the one-node test cluster, with only the overrides the
-README gives for a cluster without GPUs (its code block, the partition set to the test cluster's). It runs
+documentation (docs/slurm.md) gives for a cluster without GPUs (its code block, the partition set to the test cluster's). It runs
 to its figures, and sacct shows: one SLURM job per model (its training, predictions and evaluation), asking
 for its largest member's CPUs and memory and the sum of their time limits (not the sum of CPUs and memory);
 the small jobs after the members checkpoint as jobs of their own, one CPU each, none submitted twice; and
@@ -14,21 +14,22 @@ from pathlib import Path
 import yaml
 
 from multirater.config import SCHEMA_PATH
-from multirater.config.loading import load_workflow_config
+from multirater.workflow_config import load_workflow_config
 from multirater.slurm.nodes import minutes
 
 from .slurm_helpers import (MODEL_RULES, PARTITION, cluster_node, group_listings, mem_mb, model_of, rule_of, rules_of,
                             run_id, snakemake)
 from .test_slurm_workflow import REPO, wait_accounted
 
-README_BLOCK = "**A cluster without GPUs"
+SLURM_PAGE = "docs/slurm.md"
+CPU_ONLY_SECTION = "## A cluster without GPUs"
 FIGURES = ["fig1_rater_agreement", "fig2_interrater", "fig3_reliability", "fig4_ensemble_size"]
 SMALL_RULES = {"fuse", "evaluate_detections"}  # after the members checkpoint: jobs of their own
 
 
-def readme_overrides() -> list[str]:
-    """The options of the README's command for a cluster without GPUs (after profile and config file)."""
-    section = (REPO / "README.md").read_text().split(README_BLOCK, 1)[1]
+def documented_overrides() -> list[str]:
+    """The options of the documented command for a cluster without GPUs (after profile and config file)."""
+    section = (REPO / SLURM_PAGE).read_text().split(CPU_ONLY_SECTION, 1)[1]
     block = section.split("```bash\n", 1)[1].split("```", 1)[0]
     words = shlex.split(block.replace("\\\n", " "))
     assert words[:5] == ["snakemake", "--profile", "profiles/slurm", "--configfile", "config/config.yaml"], words
@@ -49,8 +50,8 @@ def one_after_another(members: list[dict[str, int | str]]) -> tuple[int, int, in
             sum(int(m["runtime"]) for m in members))
 
 
-def test_demo_through_the_slurm_profile_with_the_readme_overrides(tmp_path: Path, slurm_cluster: None) -> None:
-    overrides = readme_overrides()
+def test_demo_through_the_slurm_profile_with_the_documented_overrides(tmp_path: Path, slurm_cluster: None) -> None:
+    overrides = documented_overrides()
     assert sum(w.startswith("slurm_partition=") for w in overrides) == 1, overrides
     site = [f"slurm_partition={PARTITION}" if w.startswith("slurm_partition=") else w for w in overrides]
     work = tmp_path / "work"
@@ -89,7 +90,7 @@ def test_demo_through_the_slurm_profile_with_the_readme_overrides(tmp_path: Path
     assert not loose, loose
 
     # Every group job asked for what its members need one after another (the most CPUs, the most memory,
-    # the sum of the time limits), not for their sum, with the README's threads and memory.
+    # the sum of the time limits), not for their sum, with the documented threads and memory.
     listings = group_listings(log)
     by_comment: dict[str, list[tuple[int, int, int]]] = {}
     for group, members in listings:
@@ -103,7 +104,7 @@ def test_demo_through_the_slurm_profile_with_the_readme_overrides(tmp_path: Path
     threads = dict(w.split("=") for w in option_values(overrides, "--set-threads"))
     memory = {k.split(":")[0]: v for k, v in (w.split("=") for w in option_values(overrides, "--set-resources"))
               if k.endswith(":mem_mb")}
-    for record in records:  # the README's numbers reached the model jobs
+    for record in records:  # the documented numbers reached the model jobs
         if model_of(record["Comment"]):
             assert int(record["ReqCPUS"]) == max(int(threads["train"]), int(threads["predict"])), record
             assert mem_mb(record["ReqMem"]) >= max(int(memory["train"]), int(memory["predict"])), record

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from multirater.config import SCHEMA_PATH
-from multirater.config.loading import load_workflow_config
+from multirater.workflow_config import load_workflow_config
 
 from .slurm_helpers import group_listings, snakemake
 from .test_slurm_workflow import REPO

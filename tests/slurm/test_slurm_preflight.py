@@ -13,21 +13,22 @@ import pytest
 from .slurm_helpers import PARTITION, cluster_node, sacct, snakemake
 from .test_slurm_workflow import REPO, prepare, workflow_args
 
-NO_GPU = ["pretrain:gpu=0", "train:gpu=0", "predict:gpu=0"]
 CASES = {
     # (extra options, what the message says the job asks for, the rule it names)
-    "memory": (["--set-resources", *NO_GPU, "train:mem_mb=999999"], "999999 MB", "train"),
-    "cpus": (["--set-resources", *NO_GPU, "--set-threads", "train=64"], "64 CPUs", "train"),
-    # the profile as it is: one GPU per model job and for the base model, on a node without GPUs
+    "memory": (["--set-resources", "train:mem_mb=999999"], "999999 MB", "train"),
+    "cpus": (["--set-threads", "train=64"], "64 CPUs", "train"),
+    # one GPU per model job and for the base model (as on a GPU cluster: resources.device is cpu here, which
+    # asks for none unless the site says so), in the default partition, whose node has none
     "gpu": ([], "1 GPU,", "pretrain"),
 }
+SITE = {"gpu": {"slurm": {"gpu": {"count": 1}}}}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_a_request_larger_than_any_node_stops_the_run_before_any_sbatch(case: str, tmp_path: Path,
                                                                          slurm_cluster: None) -> None:
     extra, asks, rule = CASES[case]
-    work = prepare(tmp_path / "run")
+    work = prepare(tmp_path / "run", **SITE.get(case, {}))
     args = workflow_args(work, "--profile", str(REPO / "profiles" / "slurm"), *extra,
                          "--slurm-init-seconds-before-status-checks", "2")
     done = snakemake(tmp_path, *args, timeout=300)

@@ -64,9 +64,9 @@ def workflow_args(work: Path, *extra: str) -> list[str]:
             "--configfile", str(REPO / "config" / "config.yaml"), str(work.parent / "reduced.yaml"), *extra]
 
 
-def prepare(folder: Path) -> Path:
+def prepare(folder: Path, **changes: object) -> Path:
     folder.mkdir(parents=True)
-    (folder / "reduced.yaml").write_text(yaml.safe_dump(REDUCED))
+    (folder / "reduced.yaml").write_text(yaml.safe_dump({**REDUCED, **changes}))
     return folder / "work"
 
 

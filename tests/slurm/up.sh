@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Bring up a real one-node SLURM cluster on this host (Debian 12, as root, no systemd) for the SLURM tests:
+# Bring up a real SLURM cluster on this host (Debian 12, as root, no systemd) for the SLURM tests:
 # MariaDB + slurmdbd (accounting: the snakemake executor plugin polls `sacct` and hangs without it),
-# munged, slurmctld and slurmd, each started by hand with its PID recorded so down.sh stops exactly these.
-# Idempotent: when the cluster recorded in the scratch folder is already up and its node idle, it does nothing.
+# munged, slurmctld and two slurmd, each started by hand with its PID recorded so down.sh stops exactly these.
+# Two nodes on this one host, as most HPC centres lay them out: node <host> (no GPU) in partitions `debug`
+# (the default, which the older tests use) and `cpu`; node <host>-gpu in partition `gpu` (a 60 min limit),
+# with two fake GPUs (GRES whose device files alias /dev/null: slurmd drops a GPU without a File, and
+# nothing here runs CUDA; sbatch --gpus=1 is scheduled, counted and accounted like a real one).
+# Idempotent: when the cluster recorded in the scratch folder is already up and its nodes idle, it does nothing.
 #
 # Settings (environment): MULTIRATER_SLURM_DIR (scratch folder, default /tmp/multirater-slurm),
 # MULTIRATER_SLURM_CPUS (CPUs the node advertises, default: this host's), MULTIRATER_SLURM_MEM_MB.
@@ -12,6 +16,8 @@ SCRATCH=${MULTIRATER_SLURM_DIR:-/tmp/multirater-slurm}
 CLUSTER=multirater
 PARTITION=debug
 HOST=$(hostname -s)
+GPU_NODE=$HOST-gpu
+GPU_PARTITION_MAX_TIME=60  # minutes: the two-partition tests check retries against it
 PIDS=$SCRATCH/pids
 
 log() { echo "slurm up: $*" >&2; }
@@ -38,11 +44,16 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...: poll every 0.2 s
     die "$what not ready after ${limit}s (logs in $SCRATCH/log)"
 }
 
-node_idle() { [ "$(sinfo -h -n "$HOST" -o %T 2>/dev/null)" = idle ]; }
+node_idle() { # both nodes idle (sinfo lists a node once per partition)
+    local states
+    states=$(sinfo -h -N -n "$HOST,$GPU_NODE" -o '%N %T' 2>/dev/null | sort -u)
+    [ "$(grep -c ' idle$' <<<"$states")" = 2 ] && [ "$(wc -l <<<"$states")" = 2 ]
+}
 
-# Already up? (all five daemons alive and the node idle)
-if alive munged && alive mariadbd && alive slurmdbd && alive slurmctld && alive slurmd && node_idle; then
-    log "already up (node $HOST idle)"
+# Already up? (all six daemons alive and both nodes idle)
+if alive munged && alive mariadbd && alive slurmdbd && alive slurmctld && alive slurmd && alive slurmd-gpu \
+    && node_idle; then
+    log "already up (nodes $HOST, $GPU_NODE idle)"
     exit 0
 fi
 if [ -d "$PIDS" ] && ls "$PIDS"/*.pid >/dev/null 2>&1; then
@@ -65,7 +76,7 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! comm
         || die "apt-get install $PKGS failed"
 fi
 
-mkdir -p "$SCRATCH"/{log,state,spool} "$PIDS"
+mkdir -p "$SCRATCH"/{log,state,spool,dev} "$PIDS"
 rm -f "$PIDS"/*.pid
 
 start() { # start NAME COMMAND...: run in the foreground of its own session, record its PID
@@ -110,11 +121,12 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 StateSaveLocation=$SCRATCH/state
-SlurmdSpoolDir=$SCRATCH/spool
 SlurmctldPidFile=$SCRATCH/slurmctld.pid
-SlurmdPidFile=$SCRATCH/slurmd.pid
 SlurmctldLogFile=$SCRATCH/log/slurmctld.log
-SlurmdLogFile=$SCRATCH/log/slurmd.log
+# two slurmd on this host (slurmd -N NODE): each its own spool, pid and log file (%n: the node's name)
+SlurmdSpoolDir=$SCRATCH/spool/%n
+SlurmdPidFile=$SCRATCH/slurmd-%n.pid
+SlurmdLogFile=$SCRATCH/log/slurmd-%n.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 MpiDefault=none
@@ -130,6 +142,8 @@ SlurmdParameters=config_overrides
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 JobAcctGatherType=jobacct_gather/linux
+# sacct's AllocTRES/ReqTRES then show gres/gpu=N
+AccountingStorageTRES=gres/gpu
 # keep the job comment (the executor plugin writes rule_<rule>_wildcards_<...> there) so sacct can show it
 AccountingStoreFlags=job_comment
 JobAcctGatherFrequency=30
@@ -137,9 +151,24 @@ JobCompType=jobcomp/none
 MinJobAge=300
 KillWait=10
 InactiveLimit=0
-NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
+GresTypes=gpu
+NodeName=$HOST NodeHostname=$HOST NodeAddr=127.0.0.1 Port=6818 CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
+NodeName=$GPU_NODE NodeHostname=$HOST NodeAddr=127.0.0.1 Port=6828 CPUs=$CPUS RealMemory=$MEM_MB Gres=gpu:2 State=UNKNOWN
 PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+PartitionName=cpu Nodes=$HOST MaxTime=INFINITE State=UP
+PartitionName=gpu Nodes=$GPU_NODE MaxTime=$GPU_PARTITION_MAX_TIME State=UP
 CONF
+# the fake GPUs: character devices aliasing /dev/null (slurmd needs a File for a GPU, and a character or block
+# device there); where mknod is not allowed, /dev/null and /dev/zero themselves
+GPU_FILES=$SCRATCH/dev/gpu[0-1]
+for i in 0 1; do
+    [ -c "$SCRATCH/dev/gpu$i" ] || mknod "$SCRATCH/dev/gpu$i" c 1 3 2>/dev/null || GPU_FILES=/dev/null,/dev/zero
+done
+{
+    echo "AutoDetect=off"
+    for file in ${GPU_FILES//,/ }; do echo "NodeName=$GPU_NODE Name=gpu File=$file"; done
+} >"$SCRATCH/gres.conf"
+mkdir -p "$SCRATCH/spool/$HOST" "$SCRATCH/spool/$GPU_NODE"
 cat >"$SCRATCH/slurmdbd.conf" <<CONF
 AuthType=auth/munge
 DbdHost=localhost
@@ -154,7 +183,7 @@ StoragePass=slurm
 CONF
 chmod 600 "$SCRATCH/slurmdbd.conf"
 mkdir -p /etc/slurm
-for f in slurm.conf slurmdbd.conf; do
+for f in slurm.conf slurmdbd.conf gres.conf; do
     if [ -e "/etc/slurm/$f" ] && [ ! -L "/etc/slurm/$f" ]; then
         die "/etc/slurm/$f exists and is not ours: refusing to replace it"
     fi
@@ -169,6 +198,8 @@ if [ -z "$(sacctmgr -n -P show cluster "$CLUSTER" format=cluster)" ]; then
 fi
 start slurmctld slurmctld -D -i
 wait_for 30 slurmctld scontrol ping
-start slurmd slurmd -D
-wait_for 60 "node $HOST" node_idle
-log "up: cluster $CLUSTER, partition $PARTITION, node $HOST idle ($CPUS CPUs, $MEM_MB MB); scratch $SCRATCH"
+start slurmd slurmd -D -N "$HOST"
+start slurmd-gpu slurmd -D -N "$GPU_NODE"
+wait_for 60 "nodes $HOST, $GPU_NODE" node_idle
+log "up: cluster $CLUSTER, node $HOST idle in partitions $PARTITION (default) and cpu, node $GPU_NODE idle in" \
+    "partition gpu (2 fake GPUs, $GPU_PARTITION_MAX_TIME min limit); each $CPUS CPUs, $MEM_MB MB; scratch $SCRATCH"

@@ -15,15 +15,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from multirater import __version__
 from multirater.core.errors import UserError
+from multirater.layers import STAGES
 
 # One command module per stage, named after its workflow/rules/<stage>.smk; each registers its own
 # subcommands and imports heavy libraries (torch, matplotlib) only inside its handlers, so
 # `multirater --help` and the evaluation side start fast.
-COMMAND_MODULES = tuple(
-    f"multirater.{stage}.commands"
-    for stage in ("data", "agreement", "training", "selection", "ensembles", "evaluation", "calibration", "figures",
-                  "apply", "evidence")
-)
+COMMAND_MODULES = tuple(f"multirater.{stage}.commands" for stage in STAGES)
 
 EXIT_USER_ERROR = 2
 
@@ -37,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    # `multirater COMMAND --help` opens with the line `multirater --help` lists for it
+    for action in subparsers._choices_actions:
+        command = subparsers.choices[action.dest]
+        if command.description is None and action.help:
+            command.description = action.help.rstrip(".") + "."
     return parser
 
 

@@ -36,10 +36,11 @@ rule agreement_stage:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=2000,
         runtime=30,
     params:
-        dataset=DATASET,
+        dataset=dataset_file(),
         out_dir=output_folder("counts"),
     shell:
         "multirater agreement --dataset {params.dataset} --out {params.out_dir} > {log} 2>&1"

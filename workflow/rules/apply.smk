@@ -33,7 +33,7 @@ rule apply_predict:
 
 rule apply_count:
     input:
-        f"{R}/apply/{{kind}}/{{size}}/fused.json",
+        fused_file(R, APPLY_STAGE, "{kind}", "{size}"),
     output:
         f"{R}/apply/{{kind}}/{{size}}/counts.csv",
     log:
@@ -73,6 +73,7 @@ rule apply_recalibrate:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=2000,
         runtime=10,
     shell:
@@ -95,6 +96,7 @@ rule apply_count_calibrated:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=1000,
         runtime=10,
     params:

@@ -4,11 +4,19 @@
 # evaluation settings (same bootstrap resamples: paired) and its expected counts checked against the test
 # labels; then one table (tables/calibration.csv) and Figure 5 (D-ECE against training cost).
 # Logic lives in multirater.calibration; the rules only connect files.
+from multirater.calibration.approaches import UNCALIBRATED
+from multirater.calibration.methods import METHODS, TARGETS
+
+# any registered method and target
+METHOD_NAMES = "|".join(map(re.escape, METHODS))
+TARGET_NAMES = "|".join(map(re.escape, TARGETS))
+
+
 wildcard_constraints:
     approach="|".join(re.escape(a) for a in approach_names(RATERS)),
-    method="logistic|temperature|isotonic|detection-aware",
-    target="hard|soft",
-    variant="uncalibrated|(logistic|temperature|isotonic|detection-aware)-(hard|soft)",
+    method=METHOD_NAMES,
+    target=TARGET_NAMES,
+    variant=f"{UNCALIBRATED}|({METHOD_NAMES})-({TARGET_NAMES})",
 
 
 localrules:
@@ -35,14 +43,17 @@ rule calibrate:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=2000,
         runtime=10,
     params:
-        dataset=DATASET,
+        dataset=dataset_file(),
         iou=CALIBRATION["iou"],
         # the hard target's labels (only the validation images they cover); the soft target: each image's raters
         reference=lambda w: (
-            f"--reference {CALIBRATION['reference']}" if w.target == "hard" else ""
+            f"--reference {CALIBRATION['reference']}"
+            if TARGETS[w.target].reference
+            else ""
         ),
     shell:
         "multirater calibrate --detections {input.detections} --dataset {params.dataset}"
@@ -65,10 +76,11 @@ rule recalibrate:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=2000,
         runtime=10,
     params:
-        dataset=DATASET,
+        dataset=dataset_file(),
     shell:
         "multirater recalibrate --calibrator {input.calibrator} --detections {input.detections}"
         " --dataset {params.dataset} --out {output} > {log} 2>&1"
@@ -78,11 +90,13 @@ rule recalibrate:
 # metrics/calibration/<approach>/<variant>.json, same settings and resamples as every other file.
 
 
-# Do the expected counts (sum of scores) hold on the test images? Against the consensus boxes.
+# Do the expected counts (sum of scores) hold on the test images? Against the boxes of the headline test
+# label set (evaluation.label_set: consensus by default, e.g. majority for MultiOrg).
 rule count_accuracy:
     input:
         dataset=DATASET_INPUT,
         detections=lambda w: APPROACH_FILES.test_detections(w.approach, w.variant),
+        gt=label_set_input(HEADLINE_LABEL_SET),
     output:
         f"{R}/calibration/{{approach}}/{{variant}}/counts.json",
     log:
@@ -93,10 +107,11 @@ rule count_accuracy:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=2000,
         runtime=10,
     params:
-        gt=CONSENSUS,
+        gt=HEADLINE_GT,
         threshold=APPLY["threshold"],
     shell:
         "multirater count-accuracy --detections {input.detections} --gt {params.gt}"
@@ -130,6 +145,7 @@ rule calibration_table:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=2000,
         runtime=10,
     params:
@@ -157,6 +173,7 @@ rule figure5:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=2000,
         runtime=10,
     params:

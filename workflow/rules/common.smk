@@ -1,27 +1,22 @@
-# Configuration, parse-time facts (raters, configuration ids) and the helpers the rules share.
+# Configuration and parse-time facts (raters, configuration ids, sizes, splits) the rules share; the
+# other shared definitions follow by concern (the includes at the end).
 import re
-from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
 
-from multirater.calibration.approach_files import ApproachFiles
-from multirater.calibration.approaches import (
-    approach_names,
-    check_calibration,
-    headline,
-    variant_names,
-)
 from multirater.config import SCHEMA_PATH
-from multirater.config.loading import (
-    apply_ensemble,
-    label_set_names,
-    load_workflow_config,
-)
 from multirater.core.errors import UserError
-from multirater.data.manifest import read_manifest
-from multirater.selection.members import read_members
+from multirater.core.kernels import pin_cpu_kernels
+from multirater.core.provenance import git_state
+from multirater.core.strategies import ENSEMBLE_KINDS, strategy_names
+from multirater.ensembles.files import APPLY as APPLY_STAGE
+from multirater.ensembles.files import TEST as TEST_STAGE
+from multirater.ensembles.files import VALIDATION as VALIDATION_STAGE
+from multirater.selection.pool import pool_files, replicate_models
+from multirater.training.replicates import replicate_ids, replicate_jobs, replicates
 from multirater.training.sweep import configs_tsv, pretrain_config, training_config
+from multirater.workflow_config import load_workflow_config
 
 R = "results"
 ENV = "../../envs/multirater.yaml"
@@ -33,8 +28,10 @@ def _yaml(data):
 
 try:
     # Snakemake's validate(config, schema) checks every key, the schema's defaults are filled in, and
-    # the cross-key rules follow (multirater.config.loading): a bad config is one line naming the key.
-    _checked, RATERS, CONFIGS = load_workflow_config(dict(config), SCHEMA_PATH)
+    # the cross-key rules follow (multirater.workflow_config): a bad config is one line naming the key.
+    _checked, RATERS, CONFIGS = load_workflow_config(
+        dict(config), SCHEMA_PATH, check_files=True
+    )
     # The files of results/sweep/, by name. The training rules read one file per configuration, never
     # the config itself; the file's text is a params value of the rule writing it, so only a change of
     # that model's own training settings rewrites it and retrains the model.
@@ -45,6 +42,12 @@ try:
             f"configs/{c['config_id']}.yaml": _yaml(training_config(_checked, c))
             for c in CONFIGS
         },
+        # replicates r >= 1 of every configuration (training.replicates): only the selected ones
+        # are trained, once the pool checkpoint names them
+        **{
+            f"configs/{rid}.yaml": _yaml(job)
+            for rid, job in replicate_jobs(_checked, CONFIGS).items()
+        },
     }
 except UserError as _error:
     raise WorkflowError(str(_error)) from None
@@ -52,13 +55,29 @@ except UserError as _error:
 config.clear()
 config.update(_checked)
 
+# resources.reproducible: every job's CPU kernels pinned to AVX2 (multirater.core.kernels). Jobs inherit this
+# process's environment, and a cluster job parses this file again on its node, so the pin is in place before
+# any job's torch loads.
+if config["resources"]["reproducible"]:
+    pin_cpu_kernels()
+# The checkout's commit and dirty state: a params value of run_record, so a new commit rewrites run.json.
+CHECKOUT = git_state(workflow.basedir)
+
 CONFIG_IDS = [c["config_id"] for c in CONFIGS]
-STRATEGIES = ["ls"] + [f"rs-{r}" for r in RATERS]
-KINDS = ["lse", "rse"]
+REPLICATES = replicates(config)
+# model id -> (configuration id, replicate) of every replicate r >= 1 (none with training.replicates: 1)
+REPLICATE_IDS = replicate_ids(CONFIG_IDS, REPLICATES)
+STRATEGIES = strategy_names(RATERS)
+KINDS = list(ENSEMBLE_KINDS)
 SIZES = sorted(config["ensembles"]["sizes"])
-SPLITS = sorted(set(config["prediction"]["splits"]) | {"test"})
+# the splits every model predicts: the configured ones, test, and val when calibrators are fitted on it
+SPLITS = sorted(
+    set(config["prediction"]["splits"])
+    | {"test"}
+    | ({"val"} if config["calibration"]["enabled"] else set())
+)
 MANIFEST = config["dataset"]["manifest"]
-BASE_CHECKPOINT = (config["model"] or {}).get("base_checkpoint")
+BASE_CHECKPOINT = (config.get("model") or {}).get("base_checkpoint")
 BASE_MANIFEST = config["dataset"]["base_manifest"]
 
 
@@ -66,349 +85,14 @@ wildcard_constraints:
     strategy="|".join(re.escape(s) for s in STRATEGIES),
     config_id="[0-9a-f]{8}",
     split="val|test",
-    kind="lse|rse",
+    kind="|".join(KINDS),
     size="[0-9]+",
     # where an ensemble lies: the experiment's (test set) or the apply target's (new images)
-    stage="ensembles|apply|val_ensembles",
+    stage="|".join([TEST_STAGE, APPLY_STAGE, VALIDATION_STAGE]),
 
 
-# --- the dataset and its test label sets ---------------------------------------------------------
-# Every test label set is ground truth of its own: name -> COCO file, "consensus" first when there is
-# one. The headline label set (evaluation.label_set, resolved and checked with the config above) is
-# the one of the headline metrics, tables and figures; the others are evaluated beside it.
-if MANIFEST is None:
-    DATASET_INPUT = f"{R}/data/synthetic"  # a directory() output of the synth rule
-    DATASET = f"{R}/data/synthetic/dataset.yaml"
-    # the consensus, and each rater's own test labels when written (dataset.synthetic.rater_test_labels)
-    LABEL_SET_FILES = {
-        name: f"{R}/data/synthetic/{name}.json" for name in label_set_names(config)
-    }
-else:
-    DATASET_INPUT = MANIFEST
-    DATASET = MANIFEST
-    try:
-        LABEL_SET_FILES = {
-            name: str(path)
-            for name, path in read_manifest(MANIFEST).label_set_files.items()
-        }
-    except UserError as _error:
-        raise WorkflowError(str(_error)) from None
-LABEL_SETS = list(LABEL_SET_FILES)
-HEADLINE_LABEL_SET = config["evaluation"]["label_set"]
-HEADLINE_GT = LABEL_SET_FILES[HEADLINE_LABEL_SET]
-# The label sets of D-ECE-soft (evaluation.soft_label_sets, resolved with the config): the headline
-# evaluations add D-ECE-soft against the share of them a detection matches.
-SOFT_GT = [LABEL_SET_FILES[name] for name in config["evaluation"]["soft_label_sets"]]
-CONSENSUS = HEADLINE_GT  # the name calibration.smk reads the headline ground truth by
-
-
-# --- the base model -----------------------------------------------------------------------------
-if BASE_CHECKPOINT is None:
-    # The pretrain job's status is tracked; its checkpoint is not, so deleting checkpoints never
-    # retrains (keep models/pretrain/best.pt if you will add configurations later).
-    BASE_INPUT = f"{R}/models/pretrain/status.json"
-    BASE = f"{R}/models/pretrain/best.pt"
-    # The pretrain job learns from a dataset of its own, never the experiment's labels: the user's
-    # dataset.base_manifest, or generated images labelled by the simulated detector (synth_base).
-    # (With the user's own data and neither, the config check above has stopped the run.)
-    if BASE_MANIFEST is None:
-        # a directory() output of the synth_base rule
-        BASE_DATASET_INPUT = f"{R}/data/base"
-        BASE_DATASET = f"{R}/data/base/dataset.yaml"
-    else:
-        BASE_DATASET_INPUT = BASE_MANIFEST
-        BASE_DATASET = BASE_MANIFEST
-    BASE_SPLITS = f"{R}/data/base_splits.json"
-else:
-    BASE_INPUT = BASE_CHECKPOINT
-    BASE = BASE_CHECKPOINT
-
-# One model's folder (status.json, best.pt, last.pt, metrics.csv).
-MODEL_DIR = f"{R}/models/{{strategy}}/{{config_id}}"
-
-
-# --- params derived from a rule's own files (commands that take a folder or a file stem) ---------
-def _pick(files, key):
-    return getattr(files, key) if isinstance(key, str) else files[key]
-
-
-def output_folder(key=0):
-    """Params function: the folder of the rule's output ``key`` (a name or an index)."""
-    return lambda wildcards, output: str(Path(_pick(output, key)).parent)
-
-
-def input_folder(key):
-    """Params function: the folder of the rule's input ``key`` (e.g. a model's, from its status.json)."""
-    return lambda wildcards, input: str(Path(_pick(input, key)).parent)
-
-
-def output_stem(key):
-    """Params function: output ``key`` without its suffix (a figure command writes STEM.png and STEM.pdf)."""
-    return lambda wildcards, output: str(Path(_pick(output, key)).with_suffix(""))
-
-
-# --- resources ----------------------------------------------------------------------------------
-def _runtime_per_attempt(minutes):
-    # each retry (--retries; the slurm profile's `retries`) gets the limit once more, so a job killed
-    # at its time limit comes back with more time (and a training resumes from its last.pt)
-    def runtime(wildcards, attempt):
-        return minutes * attempt
-
-    return runtime
-
-
-# A SLURM group job (profiles/slurm: a model's training, predictions and evaluation) has one slot
-# (`resources: group_slots=1` there) and each grouped job takes it: members run one after another, so
-# the group asks for its largest member's CPUs and memory, not their sum. Outside SLURM nothing
-# limits group_slots.
-GROUP_SLOT = {"group_slots": 1}
-
-
-def evaluation_group(wildcards):
-    """The group (one SLURM job) an evaluation runs in: a model's metrics, on every label set, join
-    that model's job (profiles/slurm groups train and predict as model_<strategy>_<config_id>). The
-    other evaluations (ensembles, calibrated detections) come after the members checkpoint; Snakemake
-    9.27 mishandles groups the DAG updates after a checkpoint (duplicate submissions, stale requests,
-    bundles growing past --group-components), so they run as jobs of their own. Groups matter only to
-    cluster executors."""
-    subject = wildcards.subject
-    if subject.startswith("label_sets/"):
-        subject = subject.split("/", 2)[2]
-    kind, *names = subject.split("/")
-    if kind == "models":
-        strategy, config_id = names
-        return f"model_{strategy}_{config_id}"
-    return None
-
-
-def _job_resources(kind):
-    res = config["resources"]
-    # device and batch size are resources, not params: changing them must not rerun finished jobs
-    out = {
-        "mem_mb": res[f"{kind}_mem_mb"],
-        "runtime": _runtime_per_attempt(res[f"{kind}_runtime"]),
-        "device": res["device"],
-        **GROUP_SLOT,
-    }
-    if kind == "predict":
-        out["batch_size"] = config["prediction"]["batch_size"]
-    if res["gpu_partition"]:
-        out["slurm_partition"] = res["gpu_partition"]
-    return out
-
-
-TRAIN_RESOURCES = _job_resources("train")
-PREDICT_RESOURCES = _job_resources("predict")
-
-
-# --- SLURM pre-flight: before the first sbatch, every job's request against the nodes `sinfo` lists.
-# A request no node of its partition can meet would sit PENDING forever with snakemake saying nothing.
-onstart:
-    _executor = workflow.executor_plugin
-    if _executor is not None and _executor.name == "slurm":
-        from snakemake.logging import logger
-        from multirater.slurm.preflight import check_run
-
-        try:
-            check_run(workflow.dag, warn=logger.warning)
-        except UserError as _error:
-            raise WorkflowError(str(_error)) from None
-
-
-# --- file lists ---------------------------------------------------------------------------------
-def status_files(strategies=None):
-    return expand(
-        f"{MODEL_DIR}/status.json",
-        strategy=strategies or STRATEGIES,
-        config_id=CONFIG_IDS,
-    )
-
-
-def prediction_files(split, strategies=None):
-    return expand(
-        f"{R}/predictions/{split}/{{strategy}}/{{config_id}}.json",
-        strategy=strategies or STRATEGIES,
-        config_id=CONFIG_IDS,
-    )
-
-
-# --- calibration (calibration.smk): each approach (the best ls model, the best rs model of each rater,
-# the largest lse and rse) uncalibrated and after each calibrator (method-target), on the test set -----
-CALIBRATION = config["calibration"]
-try:
-    check_calibration(config, RATERS)
-except UserError as _error:
-    raise WorkflowError(str(_error)) from None
-APPROACHES = approach_names(RATERS) if CALIBRATION["enabled"] else []
-VARIANTS = variant_names(CALIBRATION["methods"], CALIBRATION["targets"])
-CALIBRATED_VARIANTS = VARIANTS[1:]  # all but "uncalibrated"
-# Where each approach's files lie; a single model's is read from the largest ensemble's members file.
-APPROACH_FILES = ApproachFiles(
-    R,
-    max(SIZES),
-    lambda kind: checkpoints.members.get(
-        stage="ensembles", kind=kind, size=max(SIZES)
-    ).output[0],
-)
-if CALIBRATION["enabled"]:
-    # calibrators are fitted on validation detections
-    SPLITS = sorted(set(SPLITS) | {"val"})
-# Calibrated test detections, evaluated like every other detections file (evaluate_detections).
-CALIBRATED_DETECTIONS = {
-    f"calibration/{a}/{v}": f"{R}/calibration/{a}/{v}/test.json"
-    for a in APPROACHES
-    for v in CALIBRATED_VARIANTS
-}
-CALIBRATION_OUTPUTS = (
-    [
-        f"{R}/tables/calibration.csv",
-        f"{R}/figures/fig5_calibration_cost.png",
-        f"{R}/figures/fig5_calibration_cost.pdf",
-    ]
-    if CALIBRATION["enabled"]
-    else []
-)
-
-
-# The detections each metrics file measures: metrics/<subject>.json <- its detections file.
-EVALUATED = {
-    **{
-        f"models/{s}/{c}": f"{R}/predictions/test/{s}/{c}.json"
-        for s in STRATEGIES
-        for c in CONFIG_IDS
-    },
-    **{
-        f"ensembles/{k}/{n}": f"{R}/ensembles/{k}/{n}/fused.json"
-        for k in KINDS
-        for n in SIZES
-    },
-    **CALIBRATED_DETECTIONS,
-}
-EVALUATED_SUBJECT = "|".join(
-    [
-        "models/({})/[0-9a-f]{{8}}".format("|".join(re.escape(s) for s in STRATEGIES)),
-        "ensembles/(lse|rse)/[0-9]+",
-        *map(re.escape, CALIBRATED_DETECTIONS),
-    ]
-)
-MODEL_METRICS = expand(
-    f"{R}/metrics/models/{{strategy}}/{{config_id}}.json",
-    strategy=STRATEGIES,
-    config_id=CONFIG_IDS,
-)
-ENSEMBLE_METRICS = expand(
-    f"{R}/metrics/ensembles/{{kind}}/{{size}}.json", kind=KINDS, size=SIZES
-)
-# The headline label set's metrics lie in metrics/<subject>.json; every other label set's in
-# metrics/label_sets/<name>/<subject>.json (a dataset with one label set evaluates nothing more).
-# The models and ensembles are evaluated on every label set; calibrated detections on the headline only.
-OTHER_LABEL_SETS = [s for s in LABEL_SETS if s != HEADLINE_LABEL_SET]
-LABEL_SET_METRICS = [
-    f"{R}/metrics/label_sets/{label_set}/{subject}.json"
-    for label_set in OTHER_LABEL_SETS
-    for subject in EVALUATED
-    if subject.startswith(("models/", "ensembles/"))
-]
-LABELLED_SUBJECT = (
-    "(label_sets/({})/)?({})".format(
-        "|".join(map(re.escape, OTHER_LABEL_SETS)), EVALUATED_SUBJECT
-    )
-    if OTHER_LABEL_SETS
-    else EVALUATED_SUBJECT
-)
-
-
-def subject_label_set(subject):
-    """(label set, detections subject) of a metrics subject, e.g. label_sets/t0/models/ls/<id>."""
-    if subject.startswith("label_sets/"):
-        _prefix, label_set, detections = subject.split("/", 2)
-        return label_set, detections
-    return HEADLINE_LABEL_SET, subject
-
-
-FUSED = expand(f"{R}/ensembles/{{kind}}/{{size}}/fused.json", kind=KINDS, size=SIZES)
-TABLES = [
-    f"{R}/tables/{name}"
-    for name in (
-        "metrics.csv",
-        "table1.csv",
-        "table1.md",
-        "table1.tex",
-        "significance.csv",
-        "lse_vs_rse.csv",
-        "label_sets.csv",
-    )
-]
-FIGURES = expand(
-    f"{R}/figures/{{stem}}.{{ext}}",
-    stem=[
-        "fig1_rater_agreement",
-        "fig2_interrater",
-        "fig3_reliability",
-        "fig4_ensemble_size",
-    ],
-    ext=["png", "pdf"],
-)
-
-
-def evaluation_args():
-    """The `multirater evaluate` options; a params value, so changing any re-evaluates."""
-    ev = config["evaluation"]
-    args = [
-        "--iou",
-        *map(str, ev["iou"]),
-        f"--bins {ev['bins']}",
-        f"--matching {ev['matching']}",
-        f"--max-dets {ev['max_dets']}",
-        f"--bootstrap {ev['bootstrap']}",
-        f"--seed {ev['seed']}",
-    ]
-    if ev["dece_features"]:
-        args += ["--dece-features", *ev["dece_features"]]
-    return " ".join(args)
-
-
-# Synthetic data only: the selected models' scores on the objects one rater labelled (learned_bias rule).
-LEARNED_BIAS = [f"{R}/tables/learned_bias.csv"] if MANIFEST is None else []
-
-ALL_OUTPUTS = [
-    f"{R}/sweep/configs.tsv",
-    f"{R}/data/splits.json",
-    f"{R}/selection/selection.csv",
-    *[prediction_files(split) for split in SPLITS],
-    *FIGURES,
-    *TABLES,
-    *LEARNED_BIAS,
-    *CALIBRATION_OUTPUTS,
-]
-
-
-# --- ensembles: members are known once selection.csv exists (the members rule is a checkpoint) ----
-# Where the members' detections lie: the test predictions, or the apply target's folder predictions.
-MEMBER_DETECTIONS = {
-    "ensembles": f"{R}/predictions/test",
-    "apply": f"{R}/apply/predictions",
-    "val_ensembles": f"{R}/predictions/val",  # the same ensembles on validation (calibration)
-}
-
-
-def member_detections(wildcards):
-    """The detections files the members file of this ensemble names (read after the checkpoint ran)."""
-    members = checkpoints.members.get(**wildcards).output[0]
-    return [m["detections"] for m in read_members(members)["members"]]
-
-
-# --- the apply target: which ensemble to build, on which folder of new images -------------------
-APPLY = config["apply"]
-
-
-def apply_counts(wildcards):
-    try:
-        kind, size = apply_ensemble(config, RATERS)
-    except UserError as error:
-        raise WorkflowError(str(error)) from None
-    if CALIBRATION["enabled"]:
-        # the calibrated headline approach (calibration.smk); apply.kind and apply.size are not used
-        approach, variant = headline(config)
-        return f"{R}/apply/{approach}/{variant}/counts.csv"
-    return f"{R}/apply/{kind}/{size}/counts.csv"
+# The rest of what the rules share, by concern; each file uses the ones before it.
+include: "common_inputs.smk"
+include: "common_jobs.smk"
+include: "common_outputs.smk"
+include: "common_ensembles.smk"

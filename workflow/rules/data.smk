@@ -15,6 +15,7 @@ if MANIFEST is None:
             ENV
         threads: 1
         resources:
+            **CPU_JOB,
             mem_mb=2000,
             runtime=30,
         params:
@@ -49,6 +50,7 @@ if BASE_CHECKPOINT is None and BASE_MANIFEST is None:
             ENV
         threads: 1
         resources:
+            **CPU_JOB,
             mem_mb=2000,
             runtime=30,
         params:
@@ -65,7 +67,7 @@ if BASE_CHECKPOINT is None:
     # The pretrain job's own train/validation split of the base dataset.
     rule base_split:
         input:
-            BASE_DATASET_INPUT,
+            dataset=BASE_DATASET_INPUT,
         output:
             BASE_SPLITS,
         log:
@@ -76,10 +78,11 @@ if BASE_CHECKPOINT is None:
             ENV
         threads: 1
         resources:
+            **CPU_JOB,
             mem_mb=2000,
             runtime=10,
         params:
-            dataset=BASE_DATASET,
+            dataset=dataset_file(BASE_DATASET_INPUT, generated=BASE_MANIFEST is None),
             val_fraction=config["splits"]["val_fraction"],
             seed=config["splits"]["seed"],
         shell:
@@ -89,7 +92,7 @@ if BASE_CHECKPOINT is None:
 
 rule check:
     input:
-        DATASET_INPUT,
+        dataset=DATASET_INPUT,
     output:
         f"{R}/data/check.txt",
     log:
@@ -100,10 +103,11 @@ rule check:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=2000,
         runtime=30,
     params:
-        dataset=DATASET,
+        dataset=dataset_file(),
     shell:
         "multirater check --dataset {params.dataset} > {output} 2> {log}"
 
@@ -122,10 +126,11 @@ rule split:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=2000,
         runtime=10,
     params:
-        dataset=DATASET,
+        dataset=dataset_file(),
         val_fraction=config["splits"]["val_fraction"],
         seed=config["splits"]["seed"],
     shell:
@@ -137,3 +142,30 @@ rule data:
     input:
         f"{R}/data/check.txt",
         f"{R}/data/splits.json",
+        DERIVED_LABEL_SETS.values(),
+
+
+if MAJORITY_VOTERS:
+
+    # No consensus: the majority of the test label sets stands in for it (common.smk, MAJORITY_VOTERS).
+    rule majority:
+        input:
+            DATASET_INPUT,
+        output:
+            DERIVED_LABEL_SETS[MAJORITY],
+        log:
+            f"{R}/logs/majority.log",
+        benchmark:
+            f"{R}/benchmarks/majority.tsv"
+        conda:
+            ENV
+        threads: 1
+        resources:
+            **CPU_JOB,
+            mem_mb=2000,
+            runtime=10,
+        params:
+            label_sets=" ".join(MAJORITY_VOTERS),
+        shell:
+            "multirater consensus --dataset {input} --label-sets {params.label_sets}"
+            " --out {output} > {log} 2>&1"

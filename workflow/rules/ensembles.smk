@@ -1,8 +1,9 @@
 # Stage 4: ensembles of each size S. LSE_S = the top S label-sampling models; RSE_S = the top S/R
 # rater-specific models of each of the R raters. Fused with the engine's grouping rule.
 # One members rule and one fuse rule serve the experiment (results/ensembles/<kind>/<size>/, the
-# test predictions) and the apply target (results/apply/<kind>/<size>/, predictions of new images);
-# MEMBER_DETECTIONS says where each stage's member detections lie.
+# test predictions), the same ensembles on validation for calibration (results/val_ensembles/...) and
+# the apply target (results/apply/<kind>/<size>/, predictions of new images); MEMBER_DETECTIONS says
+# where each stage's member detections lie.
 
 
 # Members are known only once selection.csv exists: a checkpoint, so that fuse reads exactly the
@@ -34,7 +35,7 @@ rule fuse:
         members=f"{R}/{{stage}}/{{kind}}/{{size}}/members.json",
         detections=member_detections,
     output:
-        f"{R}/{{stage}}/{{kind}}/{{size}}/fused.json",
+        fused_file(R, "{stage}", "{kind}", "{size}"),
     log:
         f"{R}/logs/{{stage}}/{{kind}}/{{size}}/fuse.log",
     benchmark:
@@ -43,6 +44,7 @@ rule fuse:
         ENV
     threads: 1
     resources:
+        **CPU_JOB,
         mem_mb=4000,
         runtime=30,
     params:

@@ -1,5 +1,6 @@
-# Stage 5: every single model and every ensemble on every test label set, with the same bootstrap
-# resamples (same seed), then the tidy tables and the paired comparisons.
+# Stage 5: every single model and every ensemble on every test label set (calibrated detections: on the
+# headline label set), with the same bootstrap resamples (same seed), then the tidy tables and the
+# paired comparisons.
 
 
 # One rule for every detections file and label set: metrics/models/<strategy>/<config_id>.json from a
@@ -10,6 +11,8 @@ rule evaluate_detections:
     input:
         dataset=DATASET_INPUT,
         detections=lambda w: EVALUATED[subject_label_set(w.subject)[1]],
+        gt=lambda w: label_set_input(subject_label_set(w.subject)[0]),
+        soft_gt=SOFT_GT_INPUT,
     output:
         f"{R}/metrics/{{subject}}.json",
     log:
@@ -24,7 +27,8 @@ rule evaluate_detections:
         ENV
     threads: 1
     resources:
-        **GROUP_SLOT,  # in its model's SLURM job, after the predictions (common.smk)
+        **GROUP_SLOT,  # in its model's SLURM job, after the predictions (resources.smk)
+        **EVALUATION_JOB,  # that job's partition, account, ... (a model's), else the CPU jobs'
         mem_mb=4000,
         runtime=10,  # seconds in practice; a model's SLURM job adds it to its time limit
     params:
@@ -42,12 +46,60 @@ rule evaluate_detections:
         " --pred {input.detections} --out {output} {params.args} {params.soft} > {log} 2>&1"
 
 
+# The two-level bootstrap of LSE_S and RSE_S (multirater.evaluation.member_bootstrap): each resample
+# redraws the test images, as evaluate does, and each ensemble's members from the pool. One job per size.
+rule member_bootstrap:
+    input:
+        dataset=DATASET_INPUT,
+        pool=f"{R}/selection/pool.json",
+        detections=lambda w: pool_files(checkpoints.pool.get().output[0]),
+        soft_gt=SOFT_GT_INPUT,
+    output:
+        f"{R}/metrics/members/{{size}}.json",
+    log:
+        f"{R}/logs/member_bootstrap/{{size}}.log",
+    benchmark:
+        f"{R}/benchmarks/member_bootstrap/{{size}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        **CPU_JOB,
+        mem_mb=4000,
+        runtime=60,
+    params:
+        gt=HEADLINE_GT,
+        args=evaluation_args(),
+        draws=config["evaluation"]["member_draws"],
+        soft=f"--soft-gt {' '.join(SOFT_GT)}" if SOFT_GT else "",
+        fusion=" ".join(
+            [
+                f"--fusion-iou {config['fusion']['iou']}",
+                f"--score-norm {config['fusion']['score_norm']}",
+                f"--merge {config['fusion']['merge']}",
+            ]
+        ),
+    shell:
+        "multirater member-bootstrap --gt {params.gt} --pool {input.pool} --size {wildcards.size}"
+        " --out {output} {params.args} --member-draws {params.draws} {params.fusion}"
+        " {params.soft} > {log} 2>&1"
+
+
 rule tables:
     input:
         selection=f"{R}/selection/selection.csv",
         models=MODEL_METRICS,
         ensembles=ENSEMBLE_METRICS,
         label_sets=LABEL_SET_METRICS,
+        members=expand(f"{R}/metrics/members/{{size}}.json", size=SIZES),
+        pool=f"{R}/selection/pool.json",
+        # the selected models' replicates r >= 1 (none with training.replicates: 1)
+        replicates=lambda w: [
+            f"{R}/metrics/models/{strategy}/{model_id}.json"
+            for strategy, model_id in replicate_models(
+                checkpoints.pool.get().output[0]
+            )
+        ],
     output:
         metrics=report(
             f"{R}/tables/metrics.csv",
@@ -89,7 +141,8 @@ rule tables:
     shell:
         "multirater tables --selection {input.selection} --out-dir {params.out_dir}"
         " --models {input.models} --ensembles {input.ensembles}"
-        " --label-sets {input.label_sets} > {log} 2>&1"
+        " --label-sets {input.label_sets} --members {input.members} --pool {input.pool}"
+        " --replicates {input.replicates} > {log} 2>&1"
 
 
 if MANIFEST is None:
@@ -111,6 +164,7 @@ if MANIFEST is None:
             ENV
         threads: 1
         resources:
+            **CPU_JOB,
             mem_mb=2000,
             runtime=10,
         params:

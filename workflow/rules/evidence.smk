@@ -2,9 +2,10 @@
 # whole workflow once per cell of the config's `evidence` section (rater preset x data seed, or each arm's
 # biases x seeds with the arm's own settings), each in its own folder <out>/<cell>/ (its config.yaml,
 # results/, run.json), then LSE vs RSE over every run (multirater.evidence): <out>/summary.csv, cells.csv,
-# ranges.csv, runs.csv, fig_evidence, fig_learned_bias and one fig_<arm> per arm ({png,pdf}), and
-# <out>/calibration.csv (every cell's post-hoc calibration table) when calibration.enabled. A part of it:
-# one cell (<out>/<cell>/run.json) or one arm's cells (<out>/arms/<arm>.txt).
+# directions.csv (what held in every data seed, with the two-level interval), ranges.csv, runs.csv,
+# fig_evidence, fig_learned_bias and one fig_<arm> per arm ({png,pdf}), and <out>/calibration.csv (every
+# cell's post-hoc calibration table) when calibration.enabled. A part of it: one cell
+# (<out>/<cell>/run.json) or one arm's cells (<out>/arms/<arm>.txt).
 from multirater.config import SCHEMA_PATH
 from multirater.evidence.design import (
     CELL_CONFIG,
@@ -12,11 +13,11 @@ from multirater.evidence.design import (
     cell_config,
     cell_files,
     cell_folder,
-    check_cells,
     evidence_cells,
     summary_figures,
     summary_inputs,
 )
+from multirater.workflow_config import check_evidence_cells
 
 EVIDENCE = config["evidence"]["out"]
 # No cells when the config cannot have an evidence run (e.g. the user's own data); summary_inputs
@@ -27,7 +28,7 @@ except UserError:
     EVIDENCE_CELLS = {}
 if config["evidence"]["arms"]:
     try:  # every arm's cell config is a valid workflow config before any cell runs
-        check_cells(config, SCHEMA_PATH)
+        check_evidence_cells(config, SCHEMA_PATH)
     except UserError as _error:
         raise WorkflowError(str(_error)) from None
 
@@ -110,6 +111,7 @@ rule evidence_summary:
             category="Evidence",
         ),
         cells=f"{EVIDENCE}/cells.csv",
+        directions=f"{EVIDENCE}/directions.csv",
         ranges=f"{EVIDENCE}/ranges.csv",
         runs=f"{EVIDENCE}/runs.csv",
         png=report(

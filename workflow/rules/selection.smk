@@ -26,3 +26,28 @@ rule select:
     shell:
         "multirater select --top-ls {params.ls} --top-rs {params.rs} --out {output}"
         " {input} > {log} 2>&1"
+
+
+# The pool the two-level bootstrap draws ensemble members from: every selected model and its training
+# replicates (training.replicates). A checkpoint: the replicates to train are known once selection.csv is.
+checkpoint pool:
+    input:
+        f"{R}/selection/selection.csv",
+    output:
+        f"{R}/selection/pool.json",
+    log:
+        f"{R}/logs/pool.log",
+    benchmark:
+        f"{R}/benchmarks/pool.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        replicates=REPLICATES,
+        predictions=f"{R}/predictions/test",
+    shell:
+        "multirater pool --selection {input} --replicates {params.replicates}"
+        " --predictions {params.predictions} --out {output} > {log} 2>&1"

@@ -1,7 +1,7 @@
 # Stage 2: the sweep. A base model (pretrain, unless a base checkpoint is configured), then one
 # training job per strategy x configuration, then predictions on validation and test. On SLURM a
 # model's training and predictions run in one job (profiles/slurm `groups`), one after another
-# (GROUP_SLOT in their resources, common.smk).
+# (GROUP_SLOT in their resources, resources.smk).
 # Outputs tracked by Snakemake are status.json and the detections files; checkpoints are not, so
 # they can be deleted once predicted without triggering any retraining.
 
@@ -30,7 +30,7 @@ rule sweep_file:
 
 if BASE_CHECKPOINT is None:
 
-    # The base model learns from the base dataset (BASE_DATASET, common.smk), never the experiment's.
+    # The base model learns from the base dataset (BASE_DATASET_INPUT, common.smk), never the experiment's.
     rule pretrain:
         input:
             dataset=BASE_DATASET_INPUT,
@@ -48,12 +48,13 @@ if BASE_CHECKPOINT is None:
         resources:
             **TRAIN_RESOURCES,
         params:
-            dataset=BASE_DATASET,
+            dataset=dataset_file(BASE_DATASET_INPUT, generated=BASE_MANIFEST is None),
             out=output_folder(),
         shell:
             "multirater pretrain --dataset {params.dataset} --splits {input.splits}"
             " --config {input.config} --out {params.out}"
-            " --device {resources.device} --threads {threads} > {log} 2>&1"
+            " --device {resources.device} --threads {threads}"
+            " --loader-workers {resources.loader_workers} > {log} 2>&1"
 
 
 rule train:
@@ -74,14 +75,14 @@ rule train:
     resources:
         **TRAIN_RESOURCES,
     params:
-        dataset=DATASET,
-        base=BASE,
+        dataset=dataset_file(),
+        base=base_weights,
         out=output_folder(),
     shell:
         "multirater train --dataset {params.dataset} --splits {input.splits}"
         " --strategy {wildcards.strategy} --config {input.config} --out {params.out}"
         " --base {params.base} --device {resources.device} --threads {threads}"
-        " > {log} 2>&1"
+        " --loader-workers {resources.loader_workers} > {log} 2>&1"
 
 
 rule predict:
@@ -101,7 +102,7 @@ rule predict:
     resources:
         **PREDICT_RESOURCES,
     params:
-        dataset=DATASET,
+        dataset=dataset_file(),
         model=input_folder("status"),
     shell:
         "multirater predict --model {params.model} --dataset {params.dataset}"

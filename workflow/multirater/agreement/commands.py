@@ -45,7 +45,7 @@ def _agreement(args: argparse.Namespace) -> int:
     )
     from multirater.core.files import write_csv
     from multirater.data.dataset import load_dataset
-    from multirater.figures.style import save_figure
+    from multirater.core.plot_style import save_figure
 
     dataset = load_dataset(args.dataset)
     shared = images_with_two_or_more_raters(dataset)  # raters may have labelled different images

@@ -7,9 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from multirater.agreement.statistics import NO_SHARED_IMAGES, match_pairs
-from multirater.data.dataset import Dataset
-from multirater.data.images import load_image
-from multirater.figures.style import (
+from multirater.core.plot_style import (
     FULL_WIDTH_IN,
     MATCHED_COLOR,
     PROVENANCE_COLORS,
@@ -17,6 +15,8 @@ from multirater.figures.style import (
     apply_style,
     rater_colors,
 )
+from multirater.data.dataset import Dataset
+from multirater.data.images import load_image
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -15,10 +15,17 @@ def _probability(text: str) -> float:
     return value
 
 
+def skipped_images(meta: dict) -> dict[str, str]:
+    """The images ``predict`` skipped on a folder (file name -> why), from the detections' meta."""
+    skipped = meta.get("skipped_images") if isinstance(meta, dict) else None
+    return {str(k): str(v) for k, v in skipped.items()} if isinstance(skipped, dict) else {}
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "count",
-        help="per-image object counts from calibrated detections: expected count (sum of scores) and its std",
+        help="per-image object counts of detections: expected count (sum of scores, an estimate when the scores "
+        "are calibrated) and its std",
     )
     p.add_argument("--detections", required=True, help="detections file (a fused ensemble or one model's)")
     p.add_argument("--out", required=True, help="counts.csv to write, one row per image")
@@ -52,9 +59,17 @@ def _count(args: argparse.Namespace) -> int:
         rows = with_test_accuracy(rows, accuracy)
         columns += ["count_lower", "count_upper", "test_count_mae", "test_coverage"]
     table = pd.DataFrame(rows, columns=columns + [c for c in (rows[0] if rows else {}) if c not in columns])
+    skipped = skipped_images(detections.meta)
+    if skipped:  # listed, with no count: they were never predicted on
+        table["skipped"] = ""
+        rest = pd.DataFrame({"file_name": list(skipped), "skipped": list(skipped.values())})
+        whole = {c: "Int64" for c in ("image_id", "n_detections", "n_above_threshold")}  # integers beside blanks
+        table = pd.concat([table.astype(whole), rest], ignore_index=True)
     write_csv(args.out, table)
     total = table.expected_count.sum()
-    print(f"wrote {args.out}: {len(table)} image(s), {total:.1f} objects expected in all")
+    print(f"wrote {args.out}: {len(table) - len(skipped)} image(s), {total:.1f} objects expected in all")
+    for name, problem in skipped.items():
+        print(f"skipped {name}: {problem}; no detections and no count (its row in {args.out} is empty)")
     if accuracy is not None:
         print(accuracy_sentence(accuracy, args.accuracy))
     return 0

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from multirater.calibration.approaches import UNCALIBRATED, best_model, ensemble_holding, is_ensemble
+from multirater.ensembles.files import APPLY, TEST, VALIDATION, fused_file
 from multirater.selection.members import read_members
 
-SPLIT_ENSEMBLES = {"test": "ensembles", "val": "val_ensembles"}
+SPLIT_ENSEMBLES = {"test": TEST, "val": VALIDATION}
 
 
 class ApproachFiles:
@@ -33,13 +34,13 @@ class ApproachFiles:
     def detections(self, approach: str, split: str) -> str:
         """The approach's raw detections on ``split`` (val or test)."""
         if is_ensemble(approach):
-            return f"{self.results}/{SPLIT_ENSEMBLES[split]}/{approach}/{self.largest}/fused.json"
+            return fused_file(self.results, SPLIT_ENSEMBLES[split], approach, self.largest)
         return f"{self.results}/predictions/{split}/{approach}/{self.best_config_id(approach)}.json"
 
     def apply_detections(self, approach: str) -> str:
         """The approach's raw detections on the apply target's new images."""
         if is_ensemble(approach):
-            return f"{self.results}/apply/{approach}/{self.largest}/fused.json"
+            return fused_file(self.results, APPLY, approach, self.largest)
         return f"{self.results}/apply/predictions/{approach}/{self.best_config_id(approach)}.json"
 
     def test_detections(self, approach: str, variant: str) -> str:

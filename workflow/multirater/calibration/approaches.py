@@ -18,14 +18,15 @@ from __future__ import annotations
 from typing import Any
 
 from multirater.core.errors import UserError
+from multirater.core.strategies import ENSEMBLE_KINDS, ensemble_of, strategy_names
 
-ENSEMBLE_APPROACHES = ("lse", "rse")
+ENSEMBLE_APPROACHES = tuple(ENSEMBLE_KINDS)
 UNCALIBRATED = "uncalibrated"
 
 
 def approach_names(raters: list[str]) -> list[str]:
     """Every approach of an experiment with these raters: ls, rs-<rater> per rater, lse, rse."""
-    return ["ls", *[f"rs-{r}" for r in raters], *ENSEMBLE_APPROACHES]
+    return [*strategy_names(raters), *ENSEMBLE_APPROACHES]
 
 
 def variant_names(methods: list[str], targets: list[str]) -> list[str]:
@@ -40,7 +41,7 @@ def is_ensemble(approach: str) -> bool:
 
 def ensemble_holding(approach: str) -> str:
     """The ensemble kind whose members include a single-model approach's model: lse for ls, rse for rs-<rater>."""
-    return "lse" if approach == "ls" else "rse"
+    return ensemble_of(approach)
 
 
 def best_model(members: dict[str, Any], approach: str, path: str = "<members file>") -> str:
@@ -59,7 +60,8 @@ def approach_of(identity: Any, path: str = "<metrics file>") -> tuple[str, str, 
         return identity["strategy"], "single", 1
     if isinstance(identity, dict) and identity.get("kind") in ENSEMBLE_APPROACHES:
         return identity["kind"], identity["kind"], int(identity["size"])
-    raise UserError(f"must name a model (strategy) or an ensemble (kind lse or rse), got {identity!r:.80}",
+    raise UserError(f"must name a model (strategy) or an ensemble (kind {' or '.join(ENSEMBLE_APPROACHES)}), got "
+                    f"{identity!r:.80}",
                     path, "identity")
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from multirater.calibration.calibrators import LOGIT_CLIP, METHODS, Calibrator
+from multirater.calibration.calibrators import LOGIT_CLIP, Calibrator
+from multirater.calibration.methods import METHODS, method_spec
 from multirater.core.errors import UserError
 from multirater.core.files import read_json, write_json
 from multirater.io.coco import is_number
@@ -27,7 +28,7 @@ FORMAT = "multirater-calibrator"
 def calibrator_to_json(calibrator: Calibrator) -> dict[str, Any]:
     """The JSON object of a calibrator (only the keys its method uses)."""
     data: dict[str, Any] = {"format": FORMAT, "method": calibrator.method, "features": list(calibrator.feature_names)}
-    if calibrator.method == "isotonic":
+    if METHODS[calibrator.method].isotonic:
         data.update(x=list(calibrator.x), y=list(calibrator.y))
     else:
         data.update(coefficients=list(calibrator.coefficients), intercept=calibrator.intercept,
@@ -48,12 +49,11 @@ def read_calibrator(path: str | Path) -> Calibrator:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise UserError(f"not a calibrator file (expected \"format\": \"{FORMAT}\")", path)
     method = data.get("method")
-    if method not in METHODS:
-        raise UserError(f"unknown method {method!r} (known: {', '.join(METHODS)})", path, "method")
+    spec = method_spec(method, path)
     fitted = data.get("fitted", {})
     if not isinstance(fitted, dict):
         raise UserError(f"must be an object, got {fitted!r:.60}", path, "fitted")
-    if method == "isotonic":
+    if spec.isotonic:
         x, y = _numbers(data, "x", path), _numbers(data, "y", path)
         _check_breakpoints(x, y, path)
         return Calibrator(method, x=x, y=y, fitted=fitted)

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from multirater.calibration.methods import METHODS, method_spec
 from multirater.core.errors import UserError
 
-METHODS = ("logistic", "temperature", "isotonic", "detection-aware")
 BOX_FEATURES = ("cx", "cy", "w", "h")
 LOGIT_CLIP = 1e-6
 L2_C = 1e4
@@ -54,18 +54,18 @@ class Calibrator:
     @property
     def needs_boxes(self) -> bool:
         """Whether applying it needs the relative box features (and so the images' sizes)."""
-        return self.method == "detection-aware"
+        return METHODS[self.method].box_features
 
     @property
     def feature_names(self) -> tuple[str, ...]:
-        if self.method == "isotonic":
+        if METHODS[self.method].isotonic:
             return ("score",)
         return ("logit",) + (BOX_FEATURES if self.needs_boxes else ())
 
     def predict(self, scores: np.ndarray, box_features: np.ndarray | None = None) -> np.ndarray:
         """Calibrated probabilities of raw ``scores`` (N,); ``box_features`` (N, 4) for detection-aware."""
         scores = np.asarray(scores, dtype=np.float64)
-        if self.method == "isotonic":
+        if METHODS[self.method].isotonic:
             return np.clip(np.interp(scores, np.asarray(self.x), np.asarray(self.y)), 0.0, 1.0)
         design = logistic_features(scores, box_features if self.needs_boxes else None)
         return sigmoid(design @ np.asarray(self.coefficients, dtype=np.float64) + self.intercept)
@@ -108,20 +108,19 @@ def fit_calibrator(method: str, scores: np.ndarray, targets: np.ndarray, box_fea
                    name: str = "<validation detections>", fitted: dict[str, Any] | None = None) -> Calibrator:
     """Fit ``method`` to raw ``scores`` and ``targets`` in [0, 1] (one per detection); ``name`` is the data's
     file, named in errors; ``fitted`` is recorded in the calibrator."""
-    if method not in METHODS:
-        raise UserError(f"unknown method {method!r} (known: {', '.join(METHODS)})", None, "method")
+    spec = method_spec(method)
     scores = np.asarray(scores, dtype=np.float64)
     targets = np.asarray(targets, dtype=np.float64)
     _check_data(scores, targets, name)
     fitted = dict(fitted or {})
-    if method == "isotonic":
+    if spec.isotonic:
         x, y = _fit_isotonic(scores, targets)
         return Calibrator(method, x=x, y=y, fitted=fitted)
-    if method == "detection-aware" and box_features is None:
-        raise UserError("the detection-aware method needs the detections' box features", name)
+    if spec.box_features and box_features is None:
+        raise UserError(f"the {method} method needs the detections' box features", name)
     _check_both_outcomes(targets, name)
-    design = logistic_features(scores, box_features if method == "detection-aware" else None)
-    coefficients, intercept = fit_logistic(design, targets, fit_intercept=method != "temperature")
+    design = logistic_features(scores, box_features if spec.box_features else None)
+    coefficients, intercept = fit_logistic(design, targets, fit_intercept=spec.intercept)
     return Calibrator(method, coefficients=coefficients, intercept=intercept, fitted=fitted)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from multirater.calibration.calibrators import METHODS
+from multirater.calibration.methods import METHODS, TARGETS
 
 
 def _probability(text: str) -> float:
@@ -37,11 +37,11 @@ def _positive(text: str) -> float:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("calibrate", help="fit a post-hoc calibrator on validation detections")
     p.add_argument("--detections", required=True, help="validation detections file (raw scores)")
-    p.add_argument("--dataset", required=True, help="dataset.yaml: the raters' (and consensus) labels")
-    p.add_argument("--method", required=True, choices=METHODS,
+    p.add_argument("--dataset", required=True, help="dataset.yaml: the raters' labels and the test label sets")
+    p.add_argument("--method", required=True, choices=list(METHODS),
                    help="logistic (Platt on logit(score)), temperature, isotonic, or detection-aware "
                    "(logistic on logit(score) and the relative box centre and size)")
-    p.add_argument("--target", required=True, choices=("hard", "soft"),
+    p.add_argument("--target", required=True, choices=list(TARGETS),
                    help="hard: 1 if matched to a box of --reference (only images the reference labelled); "
                    "soft: fraction of the raters who labelled the image whose boxes match the detection")
     p.add_argument("--reference", default=None,
@@ -69,7 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     truth.add_argument("--gt", default=None, help="COCO file whose boxes are the true counts")
     truth.add_argument("--dataset", default=None, help="dataset.yaml; the true counts are --reference's boxes")
     p.add_argument("--reference", default="consensus",
-                   help="with --dataset: a rater or consensus (default consensus)")
+                   help="with --dataset: a rater or a test label set, e.g. consensus or majority (default "
+                   "consensus)")
     p.add_argument("--threshold", type=_probability, default=0.5,
                    help="score at or above which a detection is counted in the thresholded count (default 0.5)")
     p.add_argument("--z", type=_positive, default=1.96, help="interval E +/- z sd (default 1.96, nominal 95 %%)")
@@ -99,7 +100,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from multirater.data.dataset import load_dataset
     from multirater.io.detections import read_detections
 
-    if args.target == "soft" and args.reference is not None:
+    if not TARGETS[args.target].reference and args.reference is not None:
         raise UserError("--reference applies to --target hard only (the soft target uses every rater)")
     detections = read_detections(args.detections)
     dataset = load_dataset(args.dataset)
@@ -107,7 +108,8 @@ def _calibrate(args: argparse.Namespace) -> int:
                                    args.detections)
     write_calibrator(args.out, calibrator)
     fitted = calibrator.fitted
-    against = f"hard vs {fitted['reference']}" if args.target == "hard" else "soft (multi-rater)"
+    against = f"{args.target} vs {fitted['reference']}" if TARGETS[args.target].reference else \
+        f"{args.target} (multi-rater)"
     print(f"wrote {args.out}: {args.method} on {fitted['n_detections']} detections, target {against} at IoU "
           f"{args.iou:g} (mean score {fitted['mean_score']:.3f}, mean target {fitted['mean_target']:.3f})")
     if fitted["n_images_left_out"]:
@@ -193,8 +195,8 @@ def _calibration_figure(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from multirater.core.errors import UserError
-    from multirater.figures.calibration_cost import NEEDED_COLUMNS, calibration_cost_figure
-    from multirater.figures.style import save_figure
+    from multirater.calibration.cost_figure import NEEDED_COLUMNS, calibration_cost_figure
+    from multirater.core.plot_style import save_figure
 
     try:
         table = pd.read_csv(args.table, keep_default_na=False, na_values=[""])

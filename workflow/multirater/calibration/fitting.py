@@ -14,6 +14,7 @@ import numpy as np
 
 from multirater.calibration.calibrators import Calibrator, fit_calibrator
 from multirater.calibration.image_sizes import ImageSizes, dataset_image_sizes, detection_box_features
+from multirater.calibration.methods import method_spec, target_spec
 from multirater.calibration.targets import resolve_reference, targets
 from multirater.core.errors import UserError
 from multirater.data.dataset import Dataset
@@ -43,7 +44,8 @@ def fit_on_validation(detections: Detections, dataset: Dataset, method: str, tar
     check_uncalibrated(detections, detections_name)
     if len(detections) == 0:
         raise UserError("no detections to fit a calibrator on", detections_name)
-    resolved = resolve_reference(detections, dataset, reference) if target == "hard" else None
+    uses_reference = target_spec(target).reference
+    resolved = resolve_reference(detections, dataset, reference) if uses_reference else None
     fit = targets(detections, dataset, target, resolved, iou, detections_name)
     n_used = int(fit.used.sum())
     if n_used == 0:
@@ -51,13 +53,13 @@ def fit_on_validation(detections: Detections, dataset: Dataset, method: str, tar
                         "detection: nothing to fit a calibrator on", detections_name)
     scores = detections.scores[fit.used]
     features = None
-    if method == "detection-aware":
+    if method_spec(method).box_features:
         features = detection_box_features(detections, dataset_image_sizes(dataset), detections_name)[fit.used]
     fitted = {
         "target": target,
         "iou": float(iou),
         "reference": resolved,
-        "raters": list(dataset.rater_names) if target == "soft" else None,
+        "raters": None if uses_reference else list(dataset.rater_names),
         "detections": detections_name,
         "dataset": str(dataset.manifest),
         "identity": _identity(detections),

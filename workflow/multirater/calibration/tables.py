@@ -24,19 +24,19 @@ GOAT weights, and every approach's models were chosen from the same sweep).
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 from typing import Any
 
 from multirater.calibration.approaches import UNCALIBRATED, approach_of
 from multirater.core.errors import UserError
+from multirater.core.strategies import ENSEMBLE_KINDS, strategy_order
 from multirater.evaluation.bootstrap import check_paired, paired_difference
 from multirater.evaluation.counts import read_count_accuracy
 from multirater.evaluation.tables import bootstrap_values, read_metrics
-from multirater.selection.ranking import strategy_order
+from multirater.io.benchmarks import read_benchmark
 
-KIND_ORDER = {"single": 0, "lse": 1, "rse": 2}
+KIND_ORDER = {"single": 0, **{kind: k for k, kind in enumerate(ENSEMBLE_KINDS, start=1)}}
 
 
 def benchmark_seconds(path: str | Path) -> float | None:
@@ -44,12 +44,7 @@ def benchmark_seconds(path: str | Path) -> float | None:
     path = Path(path)
     if not path.is_file():
         return None
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    try:
-        return float(sum(float(row["s"]) for row in rows))
-    except (KeyError, TypeError, ValueError):
-        raise UserError("not a Snakemake benchmark file (needs a numeric 's' column)", path) from None
+    return float(sum(run.seconds for run in read_benchmark(path)))
 
 
 def approach_models(identity: dict[str, Any]) -> list[tuple[str, str]]:

@@ -32,13 +32,14 @@ from typing import Any
 
 import numpy as np
 
+from multirater.calibration.methods import target_spec
 from multirater.core.boxes import iou_matrix
 from multirater.core.errors import UserError
 from multirater.core.matching import greedy_match
+from multirater.core.strategies import strategy_rater
 from multirater.data.dataset import Dataset
 from multirater.io.detections import Detections
 
-TARGETS = ("hard", "soft")
 MAJORITY = "majority"
 AUTO = "auto"
 
@@ -171,12 +172,10 @@ def _approach(detections: Detections) -> str:
 def targets(detections: Detections, dataset: Dataset, target: str, reference: str | None, iou: float,
             detections_name: str) -> Targets:
     """The hard or soft target of the detections it applies to (``reference`` is used by the hard target only)."""
-    if target == "soft":
-        return Targets.of_every_detection(soft_targets(detections, dataset, iou, detections_name),
-                                          len(detections.image_ids))
-    if target == "hard":
+    if target_spec(target).reference:
         return _hard(detections, dataset, resolve_reference(detections, dataset, reference), iou, detections_name)
-    raise UserError(f"unknown target {target!r} (known: {', '.join(TARGETS)})", None, "target")
+    return Targets.of_every_detection(soft_targets(detections, dataset, iou, detections_name),
+                                      len(detections.image_ids))
 
 
 def model_strategy(detections: Detections) -> str | None:
@@ -194,12 +193,8 @@ def resolve_reference(detections: Detections, dataset: Dataset, reference: str |
     ``rs-<rater>`` (or ``rs:<rater>``) -> that rater; anything else (``ls``, an ensemble) -> ``majority``."""
     if reference not in (None, AUTO):
         return reference
-    strategy = model_strategy(detections) or ""
-    for prefix in ("rs-", "rs:"):
-        rater = strategy[len(prefix):]
-        if strategy.startswith(prefix) and rater in dataset.rater_names:
-            return rater
-    return MAJORITY
+    rater = strategy_rater(model_strategy(detections) or "")
+    return rater if rater is not None and rater in dataset.rater_names else MAJORITY
 
 
 def _check_iou(iou: float) -> None:

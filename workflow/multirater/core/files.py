@@ -11,6 +11,7 @@ import contextlib
 import gc
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -179,3 +180,51 @@ def staging_dir(parent: str | Path, prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     os.chmod(path, 0o777 & ~_UMASK)
     return path
+
+
+# An output folder holds this hidden file naming the command that wrote it: a later run of that command may
+# replace the folder, while any other non-empty folder is refused (never deleted).
+OUTPUT_MARKER = ".multirater-output"
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path, writer: str) -> Iterator[Path]:
+    """Yield an empty folder beside ``path`` to build an output folder in; it replaces ``path`` only if the
+    block succeeds, so a failure leaves ``path`` as it was (absent, or the previous output).
+
+    ``path`` must not exist, be empty, or hold an earlier output of the same ``writer`` (a command name).
+    """
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise UserError("exists and is not a folder", path)
+        marker = path / OUTPUT_MARKER
+        earlier = marker.is_file() and marker.read_text(encoding="utf-8", errors="replace").strip() == writer
+        if not earlier and any(path.iterdir()):
+            raise UserError(f"folder exists, is not empty and was not written by `multirater {writer}`: "
+                            "choose a new folder", path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = staging_dir(path.parent, prefix=f".{path.name}.")
+    try:
+        yield staging
+        (staging / OUTPUT_MARKER).write_text(writer + "\n", encoding="utf-8")
+        _replace_folder(staging, path)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+def _replace_folder(staging: Path, path: Path) -> None:
+    """Move the finished ``staging`` folder to ``path``; the folder there before is moved aside, then deleted."""
+    if not path.exists():
+        os.replace(staging, path)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+    os.replace(path, old / path.name)
+    try:
+        os.replace(staging, path)
+    except OSError:
+        os.replace(old / path.name, path)  # put the earlier output back
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)

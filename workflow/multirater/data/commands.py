@@ -13,7 +13,8 @@ import contextlib
 from collections.abc import Iterator
 
 from multirater.core.errors import UserError, UserErrors
-from multirater.data.importers import FORMATS as IMPORT_FORMATS  # a light module: --help stays fast
+from multirater.data.formats import IMPORT_FORMATS  # the format registry, a light module: --help stays fast
+from multirater.data.manifest import COVERAGES
 from multirater.data.synthetic.presets import DEFAULT_PRESET, PRESET_NAMES, SETTING_RANGES  # numpy only
 
 RATER_STYLE_FLAG = "--rater-style"
@@ -35,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "from noise (--bias 0) to systematic thresholds (--bias 1) at one inter-rater agreement")
     p.add_argument("--bias", type=float, default=None,
                    help="the graded preset's bias in [0, 1] (required with it, refused with the others)")
-    p.add_argument("--rater-coverage", choices=("complete", "partial"), default="complete",
+    p.add_argument("--rater-coverage", choices=COVERAGES, default="complete",
                    help="complete (default): every rater labels every multi-rater image; partial: each image is "
                         "labelled by one rater (image k by rater k mod raters), as in MultiOrg")
     p.add_argument("--rater-test-labels", action="store_true",
@@ -66,15 +67,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_split)
 
     p = subparsers.add_parser("import",
-                              help="convert multiorg / napari-organoid-counter / csv annotations into a dataset")
-    p.add_argument("--format", required=True, choices=IMPORT_FORMATS)
+                              help=f"convert {' / '.join(IMPORT_FORMATS)} annotations into a dataset")
+    p.add_argument("--format", required=True, choices=list(IMPORT_FORMATS))
     p.add_argument("--images", required=True,
                    help="folder of the images (PNG, TIFF, JPEG; nested folders too); multiorg without --labels: "
                         "the unpacked MultiOrg download, holding train/ and test/")
     p.add_argument("--labels", default=None,
-                   help="annotations of the rater images (see README for the layout of each format); multiorg: "
+                   help="annotations of the rater images (docs/own-data.md describes each format); multiorg: "
                         "leave out for the published layout, labels beside the images")
     p.add_argument("--consensus-labels", default=None, help="annotations of the consensus (test) images, same format")
+    p.add_argument("--test-labels", default=None,
+                   help="each rater's own annotations of the test images, in the layout of --labels (no consensus "
+                        "needed): one test label set test_<rater> per rater; with no consensus the workflow "
+                        "evaluates against their majority")
     p.add_argument("--out", required=True, help="new dataset folder (gets dataset.yaml and one COCO file per rater)")
     p.add_argument("--name", default=None, help="dataset name (default: the --out folder's name)")
     p.add_argument("--axes", choices=("rc", "xy"), default="rc",
@@ -90,7 +95,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, help="dataset.yaml")
     p.add_argument("--out", required=True, help="COCO file to write; list it under test_label_sets in the manifest")
     p.add_argument("--label-sets", nargs="+", default=None, metavar="NAME",
-                   help="the label sets that vote (default: every test label set but 'consensus')")
+                   help="the label sets that vote (default: every original test label set: not 'consensus', nor a set "
+                        "derived from others such as 'majority')")
     p.add_argument("--iou", type=float, default=0.5, help="IoU of the complete-linkage grouping (default 0.5)")
     p.set_defaults(func=_consensus)
 
@@ -184,7 +190,7 @@ def _check(args: argparse.Namespace) -> int:
     from multirater.data.validation import check_images
 
     dataset = load_dataset(args.dataset)
-    check_images(dataset).raise_if_any()
+    check_images(dataset.images).raise_if_any()
     n_ann = {s: len(dataset.coco(s)["annotations"]) for s in dataset.sources}
     repeats = [f"{r} {len(dataset.repeat_image_ids(r))} images" for r in dataset.repeated_raters]
     raters = [f"{r} {len(dataset.rater_image_ids(r))}" for r in dataset.rater_names]
@@ -218,9 +224,9 @@ def _split(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from multirater.data.importers import import_dataset
 
-    with _settings_as_flags("format", "images", "labels", "consensus_labels", "axes"):
+    with _settings_as_flags("format", "images", "labels", "consensus_labels", "axes", "test_labels"):
         imported = import_dataset(args.format, args.images, args.labels, args.out, args.consensus_labels, args.name,
-                                  args.axes, args.majority)
+                                  args.axes, args.majority, args.test_labels)
     for line in imported.found:
         print(f"found: {line}")
     print(f"wrote {imported.manifest}")
@@ -229,17 +235,37 @@ def _import(args: argparse.Namespace) -> int:
 
 def _consensus(args: argparse.Namespace) -> int:
     from multirater.core.files import write_json
-    from multirater.data.consensus import majority_consensus
+    from multirater.data.consensus import derived_label_sets, majority_consensus
     from multirater.data.dataset import load_dataset
 
-    dataset = load_dataset(args.dataset)
-    names = args.label_sets if args.label_sets is not None else [s for s in dataset.label_sets if s != "consensus"]
-    for name in names:
-        if name not in dataset.label_sets:
-            raise UserError(f"{name!r} is not a test label set of {args.dataset} "
-                            f"(label sets: {', '.join(dataset.label_sets) or 'none'})", None, "--label-sets")
     if not 0.0 < args.iou <= 1.0:
         raise UserError(f"must lie in (0, 1], got {args.iou}", None, "--iou")
+    dataset = load_dataset(args.dataset)
+    sets = dataset.label_sets
+    for name in args.label_sets or []:
+        if name not in sets:
+            known = ", ".join(sets) or "none"
+            raise UserError(f"{name!r} is not a test label set of this manifest (label sets: {known})", args.dataset,
+                            "--label-sets")
+    derived = derived_label_sets({name: dataset.coco(name) for name in sets})
+    if args.label_sets is None:  # the original label sets: never the joint consensus, never a derived set
+        names = [s for s in sets if s != "consensus" and s not in derived]
+        if len(names) < 2:
+            skipped = [s for s in sets if s not in names]
+            raise UserError(f"a majority needs at least 2 original test label sets, this manifest has "
+                            f"{len(names)} ({', '.join(names) or 'none'}"
+                            + (f"; not voting: {', '.join(skipped)}" if skipped else "") + "): name them with",
+                            args.dataset, "--label-sets")
+    else:
+        names = list(args.label_sets)
+        for name in names:
+            if name in derived:
+                sources = f" from {', '.join(derived[name])}" if derived[name] else ""
+                raise UserError(f"{name!r} is derived{sources} (a majority consensus), not an original label set: "
+                                "it cannot vote", args.dataset, "--label-sets")
+        if len(names) < 2:
+            raise UserError(f"a majority needs at least 2 label sets, got {len(names)} ({', '.join(names)})",
+                            args.dataset, "--label-sets")
     coco = majority_consensus({name: dataset.coco(name) for name in names}, iou=args.iou)
     write_json(args.out, coco, indent=None)
     print(f"wrote {args.out}: majority of {', '.join(names)} at IoU {args.iou:g}: {len(coco['images'])} images, "

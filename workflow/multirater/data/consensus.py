@@ -4,13 +4,15 @@ The rule, on the images every chosen label set lists, per image and category:
 
 1. each label set is one "model" whose boxes all score 1, taken in the order of the label sets given and,
    within a set, of its file;
-2. the boxes are grouped with the paper's complete-linkage rule (``multirater.ensembles.fusion``): the first
+2. the boxes are grouped with the paper's complete-linkage rule (``multirater.core.fusion``): the first
    remaining box opens a group, which takes, one at a time, the box from a set not yet in it whose minimum
    IoU with every member is largest, while that minimum is >= ``iou`` (0.5);
 3. a group is kept when more than half of the K sets have a box in it (2 of 3, 2 of 2, 3 of 4, ...);
 4. its box is the mean of the members' boxes.
 
-The result is a COCO file like any other label set: list it under ``test_label_sets`` in the manifest.
+The result is a COCO file like any other label set: list it under ``test_label_sets`` in the manifest. Its
+``info.derived_from`` names the label sets it was derived from: a derived set never votes in another majority
+(``derived_label_sets``).
 """
 
 from __future__ import annotations
@@ -18,10 +20,29 @@ from __future__ import annotations
 import numpy as np
 
 from multirater.core.errors import UserError
-from multirater.ensembles.fusion import fuse
+from multirater.core.fusion import fuse
 from multirater.io.detections import Detections
 
-MAJORITY = "majority"  # the label set's name where the importer adds it
+MAJORITY = "majority"  # the label set's name where the importer adds it, or the workflow derives it
+CONSENSUS = "consensus"  # multirater.data.manifest.CONSENSUS (that module reads YAML only; this one fuses)
+
+
+def majority_voters(label_sets: list[str]) -> list[str]:
+    """The test label sets whose majority the workflow derives as the label set ``majority`` when a dataset
+    has no consensus: all of them, given at least two and no ``majority`` already; else none (a consensus,
+    one label set, or a majority written by the import)."""
+    if CONSENSUS in label_sets or MAJORITY in label_sets or len(label_sets) < 2:
+        return []
+    return list(label_sets)
+
+
+def majority_note(manifest: str, voters: list[str], files: dict[str, str], headline: str) -> str:
+    """What the workflow says when it starts on a dataset without a consensus."""
+    role = ("the ground truth of the headline metrics, tables and figures" if headline == MAJORITY
+            else f"evaluated beside the headline label set {headline}")
+    return (f"No consensus in {manifest}: the majority of its test label sets ({', '.join(voters)}; an object counts "
+            f"where more than half of them mark it) is the label set {MAJORITY} ({files[MAJORITY]}, rule majority), "
+            f"{role}; every model and ensemble is also evaluated against each label set.")
 
 
 def majority_consensus(label_sets: dict[str, dict], iou: float = 0.5) -> dict:
@@ -45,7 +66,26 @@ def majority_consensus(label_sets: dict[str, dict], iou: float = 0.5) -> dict:
         annotations.append({"id": len(annotations) + 1, "image_id": int(fused.image_id[k]),
                             "category_id": int(fused.category_id[k]), "bbox": [x, y, w, h], "area": w * h,
                             "iscrowd": 0})
-    return {"images": images, "annotations": annotations, "categories": [dict(c) for c in cocos[0]["categories"]]}
+    return {"info": {"description": "majority consensus", "derived_from": list(label_sets), "iou": iou},
+            "images": images, "annotations": annotations, "categories": [dict(c) for c in cocos[0]["categories"]]}
+
+
+def derived_from(coco: dict) -> list[str] | None:
+    """The label sets a COCO file was derived from (a majority consensus), or None for an original label set."""
+    info = coco.get("info")
+    sources = info.get("derived_from") if isinstance(info, dict) else None
+    return [str(s) for s in sources] if isinstance(sources, list) else None
+
+
+def derived_label_sets(cocos: dict[str, dict]) -> dict[str, list[str]]:
+    """The derived label sets among ``cocos`` (name -> what each was derived from): those that say so, and one
+    named ``majority`` (the importer's name for it; files written before the marker existed do not say so)."""
+    derived = {}
+    for name, coco in cocos.items():
+        sources = derived_from(coco)
+        if sources is not None or name == MAJORITY:
+            derived[name] = sources or []
+    return derived
 
 
 def _as_detections(coco: dict, image_ids: set[int]) -> Detections:

@@ -10,27 +10,15 @@ problem found (``UserErrors``), each naming the file, the item and the offending
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from multirater.core.errors import ErrorCollector, UserError
 from multirater.core.files import read_json
-from multirater.data.images import IMAGE_SUFFIXES, load_image  # noqa: F401  (re-exported for training/)
+from multirater.data.images import IMAGE_SUFFIXES, ImageRecord, load_image  # noqa: F401  (re-exported for training/)
 from multirater.data.manifest import CONSENSUS, read_manifest
 from multirater.data.validation import check_coco, check_repeats, cross_check
-
-
-@dataclass(frozen=True)
-class ImageRecord:
-    """One image of the dataset, as its COCO record describes it."""
-
-    id: int
-    file_name: str
-    path: Path
-    width: int
-    height: int
 
 
 class RaterImageIds(list):

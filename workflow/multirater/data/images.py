@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,29 @@ import numpy as np
 from multirater.core.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+# The coarsest feature stride of the detectors (ResNet-FPN: 32 px): an image with a shorter side holds less
+# than one cell of that feature map at its own resolution. The model would still run on it, resized to its
+# min_size, but only on pixels blown up into shapes it never saw: such an image is refused at `check` and
+# skipped at `predict` on a folder, never given detections.
+MIN_IMAGE_SIDE_PX = 32
+
+
+def too_small_problem(width: int, height: int) -> str | None:
+    """Why an image of this size cannot be used, or None if it can."""
+    if min(width, height) < MIN_IMAGE_SIDE_PX:
+        return f"image is {width}x{height} px, smaller than the {MIN_IMAGE_SIDE_PX} px a side the detectors can use"
+    return None
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image of the dataset, as its COCO record describes it."""
+
+    id: int
+    file_name: str
+    path: Path
+    width: int
+    height: int
 
 
 def load_image(path: str | Path) -> np.ndarray:

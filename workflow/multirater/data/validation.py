@@ -8,14 +8,13 @@ COCO validator (``multirater.io.coco``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from multirater.core.errors import ErrorCollector
-from multirater.data.images import image_size
+from multirater.data.image_integrity import pixel_data_problem
+from multirater.data.images import ImageRecord, image_size, too_small_problem
 from multirater.io.coco import bbox_problem, is_int, is_number, outside_problem
-
-if TYPE_CHECKING:
-    from multirater.data.dataset import Dataset
 
 PROVENANCE = ("pretrained", "manual")
 
@@ -283,20 +282,22 @@ def _check_test_disjoint(label_set: str, test_images: dict, rater_images: dict, 
             errors.add(f"{label_set} image {fname!r} is also annotated in the rater files", path, f"image {iid}")
 
 
-def check_images(dataset: Dataset) -> ErrorCollector:
-    """Deeper check used by ``multirater check``: every image decodes and has its declared size."""
+def check_images(images: Mapping[int, ImageRecord]) -> ErrorCollector:
+    """Deeper check used by ``multirater check``: every image (a dataset's ``images``) has a header that
+    reads, gives its declared size, a size the detectors can use, and its pixel data is whole (from the
+    file's structure, without decoding it)."""
     errors = ErrorCollector()
-    for iid in sorted(dataset.images):
-        rec = dataset.images[iid]
+    for iid in sorted(images):
+        rec = images[iid]
         try:
             width, height = image_size(rec.path)
+            problem = pixel_data_problem(rec.path)
         except Exception as exc:  # any decoder failure is the file's problem
             errors.add(f"cannot read image ({exc})", rec.path, f"image {iid}")
             continue
-        if (width, height) != (rec.width, rec.height):
-            errors.add(
-                f"image is {width}x{height} px but the annotations say {rec.width}x{rec.height}",
-                rec.path,
-                f"image {iid}",
-            )
+        if problem is None and (width, height) != (rec.width, rec.height):
+            problem = f"image is {width}x{height} px but the annotations say {rec.width}x{rec.height}"
+        problem = problem or too_small_problem(width, height)
+        if problem is not None:
+            errors.add(problem, rec.path, f"image {iid}")
     return errors

@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from multirater.core.strategies import ENSEMBLE_KINDS  # names only: --help stays fast
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("members", help="the members of one ensemble (LSE_S or RSE_S)")
     p.add_argument("--selection", required=True, help="selection.csv")
-    p.add_argument("--kind", required=True, choices=["lse", "rse"])
+    p.add_argument("--kind", required=True, choices=list(ENSEMBLE_KINDS))
     p.add_argument("--size", required=True, type=int)
     p.add_argument("--predictions", required=True,
                    help="folder of the members' detections, <strategy>/<config_id>.json inside")
@@ -94,7 +96,7 @@ def _keep_freed_memory() -> None:
 
 
 def _fuse(args: argparse.Namespace) -> int:
-    from multirater.ensembles.fusion import fuse
+    from multirater.core.fusion import fuse
     from multirater.io.detections import read_detections, write_detections
     from multirater.selection.members import check_member_detections
 

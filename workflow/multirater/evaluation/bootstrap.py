@@ -13,9 +13,7 @@ from typing import Any
 import numpy as np
 
 from multirater.core.errors import UserError
-
-# D-ECE and D-ECE-soft are errors (lower is better); every other metric is a score (higher is better).
-LOWER_IS_BETTER = {"D-ECE", "D-ECE-soft"}
+from multirater.evaluation.metrics import LOWER_IS_BETTER
 
 
 def resample_indices(n_images: int, n_resamples: int, seed: int) -> np.ndarray:

@@ -27,8 +27,8 @@ import numpy as np
 
 from multirater.core.errors import UserError
 from multirater.core.files import read_json
+from multirater.core.ground_truth import parse_ground_truth
 from multirater.ensembles.counting import image_counts
-from multirater.evaluation.ground_truth import parse_ground_truth
 from multirater.io.detections import Detections
 
 Z_95 = 1.96

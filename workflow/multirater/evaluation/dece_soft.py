@@ -7,7 +7,7 @@ target of detection i is the fraction of the label sets whose boxes it matches,
     y_i = (1 / R) * sum_{r = 1..R} m_r(i),
 
 where m_r(i) = 1 if detection i is matched to a box of label set r at the IoU threshold, else 0. Each label
-set is matched on its own, exactly as D-ECE matches the ground truth (``evaluation.assignment``: per image,
+set is matched on its own, exactly as D-ECE matches the ground truth (``core.assignment``: per image,
 detections in descending score order, COCO's greedy rule or the Hungarian one, the same ``matching``). With
 D-ECE's bins B_b (``dece.dece_bins``: equal-width confidence bins, optionally joint with box features),
 
@@ -27,11 +27,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from multirater.core.assignment import PairedDetections, ground_truth_pairs, match_detections
 from multirater.core.errors import UserError
-from multirater.evaluation.assignment import PairedDetections, ground_truth_pairs, match_detections
-from multirater.evaluation.ground_truth import GroundTruth
-
-METRIC = "D-ECE-soft"
+from multirater.core.ground_truth import GroundTruth, parse_ground_truth
 
 
 def check_same_images(gt: GroundTruth, label_set: GroundTruth, gt_name: str, name: str) -> None:
@@ -45,6 +43,17 @@ def check_same_images(gt: GroundTruth, label_set: GroundTruth, gt_name: str, nam
     if not np.array_equal(gt.category_ids, label_set.category_ids):
         raise UserError(f"its categories {label_set.category_ids.tolist()} differ from the ground truth's "
                         f"{gt.category_ids.tolist()} ({gt_name})", name)
+
+
+def parse_soft_label_sets(gt: GroundTruth, cocos: Sequence[dict], names: Sequence[str] | None,
+                          gt_name: str) -> tuple[list[GroundTruth], list[str]]:
+    """D-ECE-soft's label sets (COCO dicts) parsed and checked against the ground truth ``gt``
+    (:func:`check_same_images`), with their names (``<soft label set k>`` where ``names`` is None)."""
+    names = list(names) if names is not None else [f"<soft label set {k + 1}>" for k in range(len(cocos))]
+    label_sets = [parse_ground_truth(coco, name) for coco, name in zip(cocos, names)]
+    for label_set, name in zip(label_sets, names):
+        check_same_images(gt, label_set, gt_name, name)
+    return label_sets, names
 
 
 def soft_targets(dets: PairedDetections, label_sets: Sequence[GroundTruth], ious: np.ndarray,

@@ -1,11 +1,11 @@
 """Evaluation of a detections file against a COCO ground truth: the metrics-file dict
 (docs/file-contracts.md) with mAP, AP50, AP75, mAR, D-ECE and reliability data, each with bootstrap resamples.
 
-- mAP, AP50, AP75 and mAR equal pycocotools COCOeval (bbox, area "all", maxDets = ``max_dets``): ``coco.py``.
+- mAP, AP50, AP75 and mAR equal pycocotools COCOeval (bbox, area "all", maxDets = ``max_dets``): ``core.coco_ap``.
 - D-ECE over all detections of the test images (``dece.py``), matched with ``matching`` (``greedy`` = COCO's
-  rule, ``hungarian`` = maximum total IoU) at each IoU threshold (``assignment.py``).
+  rule, ``hungarian`` = maximum total IoU) at each IoU threshold (``core.assignment``).
 - D-ECE-soft (``dece_soft.py``), with ``soft_gt`` label sets of the same images: D-ECE against the share of
-  those label sets whose boxes each detection matches, one row per IoU threshold beside D-ECE.
+  those label sets whose boxes each detection matches, one row per IoU threshold after D-ECE's.
 - Bootstrap: matching is done once per image; a resample only reweights images by how often they were drawn.
 - D-ECE reference (``dece_reference.py``): the D-ECE of a perfectly calibrated detector with the same scores on
   these images (mean and 95 % range of ``dece_reference_draws`` draws), once per evaluation, as the IoU
@@ -20,16 +20,15 @@ from typing import Any
 
 import numpy as np
 
+from multirater.core.assignment import PairedDetections, ground_truth_pairs, match_detections
+from multirater.core.coco_ap import COCO_IOUS, average_precision, curves, mean_valid, resampled_ap_ar
 from multirater.core.errors import UserError
-from multirater.evaluation.assignment import PairedDetections, ground_truth_pairs, match_detections
+from multirater.core.ground_truth import GroundTruth, parse_ground_truth
 from multirater.evaluation.bootstrap import resample_counts, resample_indices, summarize
-from multirater.evaluation.coco import (
-    AP50_INDEX, AP75_INDEX, COCO_IOUS, average_precision, curves, mean_valid, resampled_ap_ar,
-)
 from multirater.evaluation.dece import box_features, dece, dece_bins, resampled_dece
-from multirater.evaluation.dece_soft import METRIC as SOFT_METRIC, check_same_images, soft_targets
 from multirater.evaluation.dece_reference import dece_reference
-from multirater.evaluation.ground_truth import GroundTruth, parse_ground_truth
+from multirater.evaluation.dece_soft import parse_soft_label_sets, soft_targets
+from multirater.evaluation.metrics import DECE, DECE_SOFT, METRICS
 from multirater.evaluation.reliability import reliability
 from multirater.evaluation.settings import DECE_REFERENCE_DRAWS, check_settings
 from multirater.io.detections import Detections
@@ -68,27 +67,12 @@ def evaluate(
     pred_label = pred_name or "<detections>"
     identity = _identity(detections, pred_label)
     gt = parse_ground_truth(gt_coco, gt_label)
-    soft_names = list(soft_gt_names) if soft_gt_names is not None else [f"<soft label set {k + 1}>"
-                                                                        for k in range(len(soft_gt))]
-    soft_sets = [parse_ground_truth(coco, name) for coco, name in zip(soft_gt, soft_names)]
-    for label_set, name in zip(soft_sets, soft_names):
-        check_same_images(gt, label_set, gt_label, name)
-    dets = _paired_detections(gt, detections, gt_label, pred_label)
-    if dece_features and not (np.isfinite(gt.widths).all() and np.isfinite(gt.heights).all()):
-        raise UserError("dece_features needs 'width' and 'height' of every image", gt_label)
-
+    soft_sets, soft_names = parse_soft_label_sets(gt, soft_gt, soft_gt_names, gt_label)
+    indices = resample_indices(len(gt.image_ids), int(bootstrap), int(seed)) if bootstrap else None
     dece_ious = np.array([float(t) for t in iou_thresholds])
-    coco_flags, dece_flags = _match(gt, dets, dece_ious, matching)
-    counts = indices = None
-    if bootstrap:
-        indices = resample_indices(len(gt.image_ids), int(bootstrap), int(seed))
-        counts = resample_counts(indices, len(gt.image_ids))
-    records = _coco_records(gt, dets, coco_flags, int(max_dets), indices, counts)
-    features = box_features(dece_features, dets.boxes, gt.widths[dets.image], gt.heights[dets.image]) \
-        if dece_features else None
-    soft = soft_targets(dets, soft_sets, dece_ious, matching) if soft_sets else None
-    dece_records, reliability_data = _dece_records(dets, dece_ious, dece_flags, int(bins), features, counts, soft)
-    records += dece_records
+    records, reliability_data, dets, features = _records(
+        gt, detections, indices, dece_ious, int(bins), matching, int(max_dets), dece_features, gt_label, pred_label,
+        soft_sets)
 
     result = {} if identity is None else {"identity": identity}
     result.update({
@@ -116,6 +100,50 @@ def evaluate(
     return result
 
 
+def resample_values(
+    gt: GroundTruth,
+    detections: Detections,
+    indices: np.ndarray,
+    iou_thresholds: Sequence[float] = (0.5, 0.75),
+    bins: int = 10,
+    matching: str = "greedy",
+    max_dets: int = 100,
+    dece_features: Sequence[str] = (),
+    gt_label: str = "<ground truth>",
+    pred_label: str = "<detections>",
+    soft_sets: Sequence[GroundTruth] = (),
+) -> list[tuple[tuple[str, float | None], np.ndarray]]:
+    """Every metric of :func:`evaluate` on the given resamples only: ``indices`` (R, I) are the drawn image
+    positions of R resamples (rows of :func:`resample_indices`); returns ``((metric, iou), values (R,))`` in
+    evaluate's order, NaN where undefined. Each resample's value is the one evaluate gives it (the same
+    arithmetic, row by row), whichever other resamples are asked for with it. ``soft_sets``: D-ECE-soft's label
+    sets, parsed and checked (``dece_soft.parse_soft_label_sets``), as evaluate's ``soft_gt``."""
+    dece_ious = np.array([float(t) for t in iou_thresholds])
+    records = _records(gt, detections, np.asarray(indices), dece_ious, int(bins), matching, int(max_dets),
+                       tuple(dece_features), gt_label, pred_label, soft_sets)[0]
+    return [((r["metric"], r["iou"]), np.array([np.nan if v is None else v for v in r["values"]], dtype=np.float64))
+            for r in records]
+
+
+def _records(gt: GroundTruth, detections: Detections, indices: np.ndarray | None, dece_ious: np.ndarray, bins: int,
+             matching: str, max_dets: int, dece_features: tuple[str, ...], gt_label: str, pred_label: str,
+             soft_sets: Sequence[GroundTruth] = ()) -> tuple[list[dict[str, Any]], dict, PairedDetections,
+                                                             np.ndarray | None]:
+    """The metric records (with the resamples ``indices``, if any), the reliability data, the paired
+    detections and their D-ECE features; D-ECE-soft records too with ``soft_sets``."""
+    dets = _paired_detections(gt, detections, gt_label, pred_label)
+    if dece_features and not (np.isfinite(gt.widths).all() and np.isfinite(gt.heights).all()):
+        raise UserError("dece_features needs 'width' and 'height' of every image", gt_label)
+    coco_flags, dece_flags = _match(gt, dets, dece_ious, matching)
+    counts = None if indices is None else resample_counts(indices, len(gt.image_ids))
+    records = _coco_records(gt, dets, coco_flags, max_dets, indices, counts)
+    features = box_features(dece_features, dets.boxes, gt.widths[dets.image], gt.heights[dets.image]) \
+        if dece_features else None
+    soft = soft_targets(dets, soft_sets, dece_ious, matching) if soft_sets else None
+    dece_records, reliability_data = _dece_records(dets, dece_ious, dece_flags, bins, features, counts, soft)
+    return records + dece_records, reliability_data, dets, features
+
+
 def _match(gt: GroundTruth, dets: PairedDetections, dece_ious: np.ndarray,
            matching: str) -> tuple[np.ndarray, np.ndarray]:
     """Matched flags at COCO's thresholds (always COCO's greedy rule) and at D-ECE's (``matching``)."""
@@ -136,9 +164,11 @@ def _coco_records(gt: GroundTruth, dets: PairedDetections, flags: np.ndarray, ma
     if counts is not None:
         ap_boot, ar_boot = resampled_ap_ar(gt, dets, flags, max_dets, indices, counts)
     records = []
-    for name, thresholds in (("mAP", slice(None)), ("AP50", slice(AP50_INDEX, AP50_INDEX + 1)),
-                             ("AP75", slice(AP75_INDEX, AP75_INDEX + 1)), ("mAR", slice(None))):
-        value, boot = (ar, ar_boot) if name == "mAR" else (ap, ap_boot)
+    for name, metric in METRICS.items():
+        if metric.coco is None:
+            continue
+        value, boot = (ar, ar_boot) if metric.coco.recall else (ap, ap_boot)
+        thresholds = metric.coco.thresholds
         records.append({"metric": name, "iou": None,
                         **summarize(mean_valid(value[:, thresholds])[0],
                                     None if boot is None else mean_valid(boot[:, thresholds]))})
@@ -153,7 +183,7 @@ def _dece_records(dets: PairedDetections, ious: np.ndarray, flags: np.ndarray, b
     bin_id = dece_bins(dets.score, bins, features)
     records, reliability_data = [], {}
     for t, (thr, matched) in enumerate(zip(ious, flags)):
-        targets = [("D-ECE", matched)] + ([(SOFT_METRIC, soft[t])] if soft is not None else [])
+        targets = [(DECE, matched)] + ([(DECE_SOFT, soft[t])] if soft is not None else [])
         for metric, target in targets:
             gap = target - dets.score  # per detection: target minus confidence; a bin's term is |sum of gaps| / N
             records.append({"metric": metric, "iou": float(thr),

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from multirater.core.errors import UserError
+from multirater.core.strategies import ENSEMBLE_KINDS, strategy_order
 from multirater.evaluation.tables import ensemble_key, model_key, read_metrics, tidy_rows
-from multirater.selection.ranking import strategy_order
 
 LABEL_SET_COLUMNS = ["label_set", "headline", "kind", "size", "strategy", "config_id", "metric", "iou", "value",
                      "mean", "std"]
@@ -38,7 +38,7 @@ def subject_columns(data: dict[str, Any], path: str | Path) -> dict[str, Any]:
     identity = data.get("identity")
     if isinstance(identity, dict) and "kind" in identity:
         kind, size = ensemble_key(data, path)
-        return {"kind": kind, "size": size, "strategy": "ls" if kind == "lse" else "rs", "config_id": ""}
+        return {"kind": kind, "size": size, "strategy": ENSEMBLE_KINDS[kind].members, "config_id": ""}
     strategy, config_id = model_key(data, path)
     return {"kind": "single", "size": 1, "strategy": strategy, "config_id": config_id}
 

@@ -15,10 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from multirater.evaluation.bootstrap import LOWER_IS_BETTER, check_paired, paired_difference
 from multirater.core.errors import UserError
-from multirater.core.files import read_json, write_text
-from multirater.selection.ranking import strategy_order
+from multirater.core.files import read_json
+from multirater.core.strategies import ENSEMBLE_KINDS, LSE, RSE, strategy_label, strategy_order
+from multirater.evaluation.bootstrap import check_paired, paired_difference
+from multirater.evaluation.metrics import LOWER_IS_BETTER, METRICS
+from multirater.evaluation.two_level import (
+    INTERVAL_COLUMNS, TWO_LEVEL, check_member_pairing, ensemble_values, excludes_zero, interval_columns,
+    replicate_values,
+)
 
 TIDY_COLUMNS = ["kind", "size", "strategy", "config_id", "metric", "iou", "value", "mean", "std", "p2.5", "p97.5"]
 # The finite-sample D-ECE reference (metrics file's ``dece_reference``: the D-ECE a perfectly calibrated
@@ -74,12 +79,13 @@ def ensemble_key(data: dict[str, Any], path: str | Path) -> tuple[str, int]:
     """(kind, size) of an ensemble's metrics file, from its ``identity``."""
     identity = _identity(data, path)
     kind, size = identity.get("kind"), identity.get("size")
-    if kind not in ("lse", "rse") or isinstance(size, bool) or not isinstance(size, int):
-        raise UserError(f"must name an ensemble's 'kind' (lse or rse) and 'size', got {identity}", path, "identity")
+    if kind not in tuple(ENSEMBLE_KINDS) or isinstance(size, bool) or not isinstance(size, int):
+        raise UserError(f"must name an ensemble's 'kind' ({' or '.join(ENSEMBLE_KINDS)}) and 'size', got {identity}",
+                        path, "identity")
     return kind, size
 
 
-def _by_identity(files: list[str | Path], identify: Any) -> dict[tuple, dict[str, Any]]:
+def by_identity(files: list[str | Path], identify: Any) -> dict[tuple, dict[str, Any]]:
     """Metrics files keyed by their identity; two files measuring the same model or ensemble are an error."""
     out: dict[tuple, dict[str, Any]] = {}
     for path in files:
@@ -98,7 +104,7 @@ def _num(value: Any) -> float:
 def reference_band(data: dict[str, Any], metric: str) -> dict[str, float]:
     """``ref_mean``, ``ref_p2.5``, ``ref_p97.5`` of a D-ECE row: the file's finite-sample reference (the same
     for every IoU: it depends on the scores only); NaN for other metrics or a file without one."""
-    reference = data.get("dece_reference") if metric == "D-ECE" else None
+    reference = data.get("dece_reference") if metric in METRICS and METRICS[metric].reference else None
     if not isinstance(reference, dict):
         return {column: float("nan") for column in REFERENCE_COLUMNS}
     return {column: _num(reference.get(column[len("ref_"):])) for column in REFERENCE_COLUMNS}
@@ -122,7 +128,7 @@ def metrics_table(models: dict[tuple[str, str], dict], ensembles: dict[tuple[str
 
     rows = []
     for (kind, size), data in sorted(ensembles.items()):
-        rows += tidy_rows(data, kind=kind, size=size, strategy="ls" if kind == "lse" else "rs", config_id="")
+        rows += tidy_rows(data, kind=kind, size=size, strategy=ENSEMBLE_KINDS[kind].members, config_id="")
     for (strategy, cid), data in sorted(models.items(), key=lambda kv: (strategy_order(kv[0][0]), kv[0][1])):
         rows += tidy_rows(data, kind="single", size=1, strategy=strategy, config_id=cid)
     return pd.DataFrame(rows, columns=TIDY_COLUMNS + REFERENCE_COLUMNS)
@@ -141,10 +147,6 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted.tolist()
 
 
-def _label(strategy: str) -> str:
-    return "LS" if strategy == "ls" else f"RS ({strategy[len('rs-'):]})"
-
-
 def table1(selected: dict[tuple[str, str], dict]) -> "pd.DataFrame":
     """Table 1: mAP and mAR on the test set, mean and std (ddof=1) over each strategy's selected models."""
     import pandas as pd
@@ -152,7 +154,7 @@ def table1(selected: dict[tuple[str, str], dict]) -> "pd.DataFrame":
     rows = []
     for strategy in sorted({s for s, _ in selected}, key=strategy_order):
         files = [d for (s, _), d in sorted(selected.items()) if s == strategy]
-        row: dict[str, Any] = {"model": _label(strategy), "strategy": strategy, "n_models": len(files)}
+        row: dict[str, Any] = {"model": strategy_label(strategy), "strategy": strategy, "n_models": len(files)}
         for metric in ("mAP", "mAR"):
             values = np.array([_num(m["value"]) for d in files for m in d["metrics"] if m["metric"] == metric])
             row[f"{metric}_mean"] = float(values.mean()) if values.size else float("nan")
@@ -188,13 +190,32 @@ def table1_latex(table: "pd.DataFrame") -> str:
     return "\n".join(lines) + "\n"
 
 
-def significance(selected: dict[tuple[str, str], dict], metrics: tuple[str, ...] = ("mAP", "mAR")) -> "pd.DataFrame":
+def _replicate_series(replicates: dict[tuple[str, str], list[dict]] | None, key: tuple[str, str],
+                      metric: str) -> np.ndarray | None:
+    """A selected model's two-level values of ``metric`` (its replicates drawn per resample), or None when
+    it was trained once."""
+    files = (replicates or {}).get(key) or []
+    if len(files) < 2:
+        return None
+    for k, data in enumerate(files[1:], start=1):
+        check_paired(files[0], data, "/".join(key), f"replicate {k} of {'/'.join(key)}")
+    seed = int((files[0].get("settings") or {}).get("seed", 0))
+    return replicate_values([bootstrap_values(d, (metric, None)) for d in files], seed, *key)
+
+
+def significance(selected: dict[tuple[str, str], dict], metrics: tuple[str, ...] = ("mAP", "mAR"),
+                 replicates: dict[tuple[str, str], list[dict]] | None = None) -> "pd.DataFrame":
     """Paired bootstrap comparisons between every pair of selected models (challengeR-style
     significance map): per metric, difference a - b over the shared resamples, Holm-adjusted p-values
-    over all pairs of that metric, ``significant`` at alpha 0.05."""
+    over all pairs of that metric, ``significant`` at alpha 0.05 and only with the two-level interval.
+
+    ``replicates`` maps a selected model to its replicates' metrics files (replicate 0, the model itself,
+    first): where both models have two or more, the generic columns hold the two-level bootstrap (each
+    resample evaluates a drawn replicate of each model; :mod:`two_level`), else the image-only one, and
+    ``interval``/``warning`` say which."""
     import pandas as pd
 
-    columns = ["metric", "model_a", "model_b", *COMPARE_COLUMNS, "p_holm", "significant"]
+    columns = ["metric", "model_a", "model_b", *COMPARE_COLUMNS, "p_holm", "significant", *INTERVAL_COLUMNS]
     keys = sorted(selected, key=lambda k: (strategy_order(k[0]), k[1]))
     rows = []
     for metric in metrics:
@@ -206,77 +227,70 @@ def significance(selected: dict[tuple[str, str], dict], metrics: tuple[str, ...]
                 if va is None or vb is None:
                     continue
                 check_paired(selected[ka], selected[kb], "/".join(ka), "/".join(kb))
-                stats = paired_difference(va, vb, metric in LOWER_IS_BETTER)
+                lower = metric in LOWER_IS_BETTER
+                image = paired_difference(va, vb, lower)
+                ta, tb = _replicate_series(replicates, ka, metric), _replicate_series(replicates, kb, metric)
+                two = None if ta is None or tb is None else paired_difference(ta, tb, lower)
+                warning = None if two is not None else "; ".join(
+                    f"{'/'.join(k)} was trained once: the interval holds it fixed and does not cover training "
+                    "noise (training.replicates)" for k, t in ((ka, ta), (kb, tb)) if t is None)
+                stats = two or image
                 block.append({"metric": metric, "model_a": "/".join(ka), "model_b": "/".join(kb),
-                              **{k: stats[k] for k in COMPARE_COLUMNS}})
+                              **{k: stats[k] for k in COMPARE_COLUMNS}, **interval_columns(image, two, warning)})
         for row, p in zip(block, holm([r["p_value"] for r in block])):
             row["p_holm"] = p
-            row["significant"] = p < ALPHA
+            row["significant"] = row["interval"] == TWO_LEVEL and p < ALPHA
         rows += block
     return pd.DataFrame(rows, columns=columns)
 
 
-def lse_vs_rse(ensembles: dict[tuple[str, int], dict]) -> "pd.DataFrame":
+def lse_vs_rse(ensembles: dict[tuple[str, int], dict],
+               members: dict[int, tuple[str, dict]] | None = None) -> "pd.DataFrame":
     """Per ensemble size and metric: LSE - RSE over the paired resamples, and which one is better; D-ECE
-    rows end with each ensemble's reference band (``ref_mean_lse`` ... ``ref_p97.5_rse``)."""
+    rows end with each ensemble's reference band (``ref_mean_lse`` ... ``ref_p97.5_rse``).
+
+    ``members`` (size -> (path, member bootstrap file)): where both ensembles' members can vary, the generic
+    columns hold the two-level bootstrap (members and images), else the image-only one; the ``_images``
+    columns always hold the image-only one, ``interval`` and ``warning`` say which (:mod:`two_level`).
+    ``significant``: the two-level 95 % interval excludes 0."""
     import pandas as pd
 
-    references = [f"{c}_{kind}" for kind in ("lse", "rse") for c in REFERENCE_COLUMNS]
-    columns = ["size", "metric", "iou", *[c.replace("_a", "_lse").replace("_b", "_rse") for c in COMPARE_COLUMNS],
-               "significant", "better", *references]
+    references = [f"{c}_{kind}" for kind in (LSE, RSE) for c in REFERENCE_COLUMNS]
+    columns = ["size", "metric", "iou", *[c.replace("_a", f"_{LSE}").replace("_b", f"_{RSE}") for c in COMPARE_COLUMNS],
+               "significant", "better", *INTERVAL_COLUMNS, *references]
+    labels = {kind: ENSEMBLE_KINDS[kind].label for kind in (LSE, RSE)}
     rows = []
     for size in sorted({s for _, s in ensembles}):
-        if ("lse", size) not in ensembles or ("rse", size) not in ensembles:
+        if (LSE, size) not in ensembles or (RSE, size) not in ensembles:
             continue
-        lse, rse = ensembles[("lse", size)], ensembles[("rse", size)]
-        check_paired(lse, rse, f"LSE {size}", f"RSE {size}")
+        lse, rse = ensembles[(LSE, size)], ensembles[(RSE, size)]
+        check_paired(lse, rse, f"{labels[LSE]} {size}", f"{labels[RSE]} {size}")
+        member_path, member_data = (members or {}).get(size, (None, None))
+        if member_data is not None:
+            check_member_pairing(member_data, lse, member_path, f"the metrics file of {labels[LSE]} {size}")
+        two_values, warning = ensemble_values(member_data)
         for m in lse["metrics"]:
             key = metric_key(m)
             a, b = bootstrap_values(lse, key), bootstrap_values(rse, key)
             if a is None or b is None:
                 continue
-            stats = paired_difference(a, b, key[0] in LOWER_IS_BETTER)
+            lower = key[0] in LOWER_IS_BETTER
+            image = paired_difference(a, b, lower)
+            two, why = None, warning
+            if two_values is not None:
+                if key in two_values[LSE] and key in two_values[RSE]:
+                    two = paired_difference(two_values[LSE][key], two_values[RSE][key], lower)
+                else:
+                    why = f"{member_path} has no two-level values of {key[0]}: the interval holds the models fixed"
+            stats = two or image
             row = {"size": size, "metric": key[0], "iou": key[1],
-                   **{k.replace("_a", "_lse").replace("_b", "_rse"): stats[k] for k in COMPARE_COLUMNS}}
-            row["significant"] = stats["p_value"] < ALPHA
-            lse_better = stats["diff_mean"] < 0 if key[0] in LOWER_IS_BETTER else stats["diff_mean"] > 0
-            row["better"] = ("LSE" if lse_better else "RSE") if stats["diff_mean"] != 0 else "tie"
-            for kind, data in (("lse", lse), ("rse", rse)):
+                   **{k.replace("_a", f"_{LSE}").replace("_b", f"_{RSE}"): stats[k] for k in COMPARE_COLUMNS}}
+            row["significant"] = two is not None and excludes_zero(two)
+            lse_better = stats["diff_mean"] < 0 if lower else stats["diff_mean"] > 0
+            row["better"] = labels[LSE if lse_better else RSE] if stats["diff_mean"] != 0 else "tie"
+            row.update(interval_columns(image, two, why if two is None else None))
+            for kind, data in ((LSE, lse), (RSE, rse)):
                 row.update({f"{c}_{kind}": v for c, v in reference_band(data, key[0]).items()})
             rows.append(row)
     return pd.DataFrame(rows, columns=columns)
 
-
-def write_tables(selection_path: str | Path, model_files: list[str | Path], ensemble_files: list[str | Path],
-                 out_dir: str | Path, label_set_files: list[str | Path] | None = None) -> list[Path]:
-    """Every table into ``out_dir``: metrics.csv, table1.{csv,md,tex}, significance.csv, lse_vs_rse.csv (from
-    the headline label set's ``model_files`` and ``ensemble_files``) and label_sets.csv (those, and
-    ``label_set_files``: the models and ensembles on the other test label sets)."""
-    from multirater.core.files import write_csv
-    from multirater.evaluation.label_set_table import label_set_table
-    from multirater.selection.ranking import read_selection
-
-    rows = read_selection(selection_path)
-    models = _by_identity(model_files, model_key)
-    ensembles = _by_identity(ensemble_files, ensemble_key)
-    chosen = {(r["strategy"], r["config_id"]) for r in rows if r["selected"]}
-    missing = sorted(chosen - set(models))
-    if missing:
-        raise UserError(f"no metrics file for selected model(s) {['/'.join(m) for m in missing]}", selection_path)
-    selected = {k: v for k, v in models.items() if k in chosen}
-    out = Path(out_dir)
-    t1 = table1(selected)
-    outputs = {
-        "metrics.csv": metrics_table(models, ensembles),
-        "table1.csv": t1,
-        "significance.csv": significance(selected),
-        "lse_vs_rse.csv": lse_vs_rse(ensembles),
-        "label_sets.csv": label_set_table([*model_files, *ensemble_files], label_set_files or []),
-    }
-    written = []
-    for name, frame in outputs.items():
-        write_csv(out / name, frame)
-        written.append(out / name)
-    write_text(out / "table1.md", table1_markdown(t1))
-    write_text(out / "table1.tex", table1_latex(t1))
-    return written + [out / "table1.md", out / "table1.tex"]

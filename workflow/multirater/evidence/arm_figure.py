@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 
 from multirater.core.errors import UserError
+from multirater.core.plot_style import FULL_WIDTH_IN, OKABE_ITO, apply_style
+from multirater.evaluation.metrics import DECE, DECE_SOFT
 from multirater.evidence.figure import cell_key, cell_label
-from multirater.figures.style import FULL_WIDTH_IN, OKABE_ITO, apply_style
 
-DECE_PANELS = [("D-ECE", 0.5), ("D-ECE-soft", 0.5), ("D-ECE", 0.75), ("D-ECE-soft", 0.75)]
-TITLES = {"D-ECE": "D-ECE vs consensus", "D-ECE-soft": "D-ECE-soft vs raters' share"}
+DECE_PANELS = [(DECE, 0.5), (DECE_SOFT, 0.5), (DECE, 0.75), (DECE_SOFT, 0.75)]
+TITLES = {DECE: f"{DECE} vs consensus", DECE_SOFT: f"{DECE_SOFT} vs raters' share"}
 SEED_OFFSET = 0.03  # bias units between the markers of neighbouring seeds
 
 

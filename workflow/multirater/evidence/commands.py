@@ -27,8 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--snakefile", default=None, help="the workflow (default: this repository's Snakefile)")
     s.add_argument("--profile", default=None, help="Snakemake profile (default: this repository's profiles/local)")
     s.set_defaults(func=_cell)
-    s = steps.add_parser("summarize", help="summary.csv, cells.csv, ranges.csv, runs.csv, calibration.csv and the "
-                         "figures (fig_evidence, fig_learned_bias, fig_<arm>) of finished cells")
+    s = steps.add_parser("summarize", help="summary.csv, cells.csv, directions.csv, ranges.csv, runs.csv, "
+                         "calibration.csv and the figures (fig_evidence, fig_learned_bias, fig_<arm>) of "
+                         "finished cells")
     s.add_argument("--cells", nargs="+", required=True, help="the cells' folders (each with config.yaml, results/)")
     s.add_argument("--out", required=True, help="folder to write into")
     s.set_defaults(func=_summarize)
@@ -48,11 +49,11 @@ def _summarize(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from multirater.core.files import read_json
+    from multirater.core.plot_style import save_figure
     from multirater.evidence.arm_figure import arm_figure, learned_bias_figure
     from multirater.evidence.design import RUN_RECORD
     from multirater.evidence.figure import evidence_figure
     from multirater.evidence.summary import write_summary
-    from multirater.figures.style import save_figure
 
     tables = write_summary(args.cells, args.out)
     summary, cells = pd.read_csv(tables[0]), pd.read_csv(tables[1])

@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from multirater.core.errors import UserError
+from multirater.core.strategies import ENSEMBLE_KINDS
 from multirater.data.synthetic.graded import GRADED  # the arms' default preset (as the schema says)
+from multirater.ensembles.files import TEST, fused_file
 
 CELL_CONFIG = "config.yaml"
 RUN_RECORD = "run.json"
@@ -96,22 +98,6 @@ def cell_config(config: dict[str, Any], cell: Cell) -> dict[str, Any]:
     return out
 
 
-def check_cells(config: dict[str, Any], schema_path: str | Path, file: str = "config") -> None:
-    """Every arm's cell config is a valid workflow config, with the run's ensemble sizes and calibration (the
-    summary reads the same files of every cell); a problem names the arm and the key."""
-    from multirater.config.loading import load_workflow_config
-
-    for cell in evidence_cells(config, file):
-        if cell.arm is None:
-            continue
-        where = f"{file} (evidence.arms.{cell.arm}.config)"
-        checked = load_workflow_config(cell_config(config, cell), schema_path, where)[0]
-        for section, key in (("ensembles", "sizes"), ("calibration", "enabled")):
-            if checked[section][key] != config[section][key]:
-                raise UserError("is the same in every cell of the run: set it outside the arms", where,
-                                f"{section}.{key}")
-
-
 def cell_files(folder: str | Path, sizes: list[int], calibration: bool = False) -> dict[str, str]:
     """The files of a finished cell that the summary reads, by name (``sizes``: the ensemble sizes;
     ``calibration``: the cells calibrate, so each has ``tables/calibration.csv``)."""
@@ -122,9 +108,9 @@ def cell_files(folder: str | Path, sizes: list[int], calibration: bool = False) 
         "lse_vs_rse": str(results / "tables" / "lse_vs_rse.csv"),
         "learned_bias": str(results / "tables" / "learned_bias.csv"),
         "agreement": str(results / "agreement" / "f1_vs_iou.csv"),
-        "lse_fused": str(results / "ensembles" / "lse" / str(max(sizes)) / "fused.json"),
-        "rse_fused": str(results / "ensembles" / "rse" / str(max(sizes)) / "fused.json"),
+        **{f"{kind}_fused": fused_file(results, TEST, kind, max(sizes)) for kind in ENSEMBLE_KINDS},
         "run": str(Path(folder) / RUN_RECORD),
+        "provenance": str(results / "run.json"),  # where the cell's workflow ran (core.provenance)
     }
 
 

@@ -1,9 +1,11 @@
-"""The evidence figure: LSE - RSE D-ECE in every cell, with its paired 95 % interval.
+"""The evidence figure: LSE - RSE D-ECE in every cell, with its two-level and image-only 95 % intervals.
 
 One panel per D-ECE kind (against the headline label set; D-ECE-soft, against the raters' own test labels,
 where the cells have it) and IoU threshold; along x the cells (in summary order), one marker per ensemble
-size. Above 0 the RSE is better calibrated than the LSE of the same size; an interval crossing 0 cannot tell
-them apart on that test set.
+size. The thin line is the two-level interval (members and test images, where the cell's pool can vary the
+members), the thick pale bar the image-only one (the trained models held fixed); where a size has no member
+variation the two coincide. Above 0 the RSE is better calibrated than the LSE of the same size; an interval
+crossing 0 cannot tell them apart.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from multirater.core.errors import UserError
-from multirater.figures.style import FULL_WIDTH_IN, OKABE_ITO, apply_style
+from multirater.core.plot_style import FULL_WIDTH_IN, OKABE_ITO, apply_style
+from multirater.evaluation.metrics import DECE, DECE_SOFT
 
-KINDS = ("D-ECE", "D-ECE-soft")
-TITLES = {"D-ECE": "D-ECE", "D-ECE-soft": "D-ECE-soft"}
+KINDS = (DECE, DECE_SOFT)  # the panels' metrics (multirater.evaluation.metrics)
 
 
 def cell_key(row: "Any") -> tuple:
@@ -55,7 +57,10 @@ def evidence_figure(summary: "Any") -> "Any":
             rows = dece[at]
             x = position[at] + (k - (len(sizes) - 1) / 2) * width
             color = OKABE_ITO[k % len(OKABE_ITO)]
-            ax.vlines(x, rows["diff_p2.5"], rows["diff_p97.5"], color=color, linewidth=1.2)
+            ax.vlines(x, rows["diff_p2.5"], rows["diff_p97.5"], color=color, linewidth=1.0)
+            if "diff_p2.5_images" in rows:
+                ax.vlines(x, rows["diff_p2.5_images"], rows["diff_p97.5_images"], color=color, linewidth=3.5,
+                          alpha=0.35)
             ax.plot(x, rows["difference"], "o", markersize=3.5, color=color, label=f"size {size}")
         ax.axhline(0.0, color="0.3", linewidth=0.8, linestyle="--")
         for boundary in [i + 0.5 for i in range(len(cells) - 1) if cells[i][:3] != cells[i + 1][:3]]:
@@ -63,7 +68,7 @@ def evidence_figure(summary: "Any") -> "Any":
         ax.set_xlim(-0.5, len(cells) - 0.5)
         ax.set_xticks(range(len(cells)))
         ax.set_xticklabels([cell_label(c) for c in cells], fontsize=6)
-        ax.set_title(f"{TITLES[metric]} (IoU = {iou:g})")
+        ax.set_title(f"{metric} (IoU = {iou:g})")
     axes[0][0].set_ylabel("LSE − RSE D-ECE\n(> 0: RSE better calibrated)")
     axes[0][0].legend(frameon=False, title="ensemble", loc="best")
     fig.tight_layout()

@@ -4,7 +4,8 @@ of 2 seeds".
 
 - ``LSE - RSE`` rows, per ensemble size, metric and IoU: the range of the difference (summary.csv's
   ``difference``), in how many seeds the RSE was better (lower D-ECE or D-ECE-soft, higher mAP ...), and in how
-  many either was significantly better (``significant``: the interval the cell's lse_vs_rse.csv names).
+  many either was significantly better (``significant``: the cell's two-level interval, members and images,
+  excludes 0; a row with the image-only interval is never significant, ``interval`` and ``warning`` say why).
 - Diagnostic rows, one per cells.csv column in ``DIAGNOSTICS``: the range of its value.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from multirater.evaluation.bootstrap import LOWER_IS_BETTER
+from multirater.evaluation.metrics import LOWER_IS_BETTER
 
 SETTING = ["arm", "preset", "bias"]
 COLUMNS = [*SETTING, "quantity", "size", "metric", "iou", "n_seeds", "min", "max", "mean", "n_rse_better",

@@ -30,7 +30,8 @@ def default_profile() -> Path:
 def run_cell(config_path: str | Path, cores: int, snakefile: str | Path | None = None,
              profile: str | Path | None = None) -> float:
     """Run the workflow on ``config_path`` in its folder with ``cores`` cores; write ``run.json`` (preset,
-    bias, seed, cores, seconds, where it ran) beside it; return the seconds. Finished jobs of an earlier run
+    bias, seed, cores, seconds) beside it; return the seconds. Where it ran is the workflow's own record
+    (``results/run.json``, ``multirater.core.provenance``). Finished jobs of an earlier run
     are kept (Snakemake's own bookkeeping in the folder), so an interrupted cell resumes, even after a kill
     that left the folder locked."""
     config_path = Path(config_path).resolve()
@@ -57,8 +58,7 @@ def run_cell(config_path: str | Path, cores: int, snakefile: str | Path | None =
         raise UserError(f"the workflow of this cell failed (exit status {result.returncode}); see the output above "
                         f"and the job logs in {folder / 'results' / 'logs'}", config_path)
     write_json(folder / RUN_RECORD, {"preset": synthetic["preset"], "bias": synthetic.get("bias"),
-                                     "seed": synthetic["seed"], "cores": cores, "seconds": round(seconds, 1),
-                                     **where_it_ran()})
+                                     "seed": synthetic["seed"], "cores": cores, "seconds": round(seconds, 1)})
     return seconds
 
 
@@ -74,18 +74,3 @@ def cell_targets(config: dict) -> list[str]:
     files = cell_files(".", sizes, bool((config.get("calibration") or {}).get("enabled")))
     return ["all", *(str(Path(path)) for name, path in files.items() if name != "run")]
 
-
-def where_it_ran() -> dict[str, str | None]:
-    """The checkout's git commit (None outside a git checkout), the Python and torch versions, and the CPU
-    instructions torch uses (its results can differ with them)."""
-    import platform
-
-    import torch
-
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPOSITORY, capture_output=True, text=True,
-                                check=True).stdout.strip() or None
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
-    return {"commit": commit, "python": platform.python_version(), "torch": torch.__version__,
-            "cpu_capability": torch.backends.cpu.get_cpu_capability()}

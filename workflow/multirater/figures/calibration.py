@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from multirater.figures.style import FULL_WIDTH_IN, STRATEGY_COLORS, apply_style
+from multirater.core.plot_style import FULL_WIDTH_IN, STRATEGY_COLORS, apply_style
+from multirater.core.strategies import ENSEMBLE_KINDS, LSE, RSE
 
 PRECISION_COLOR = "#0072B2"  # the paper's blue bars
 GAP_COLOR = "#D55E00"  # the paper's red gap bars
@@ -93,7 +94,7 @@ def reliability_figure(lse: dict[str, Any], rse: dict[str, Any], size: int | Non
                              squeeze=False, sharex=True, sharey=True)
     suffix = f" ({size} models)" if size else ""
     for row, iou in enumerate(ious):
-        for col, (name, metrics) in enumerate((("LSE", lse), ("RSE", rse))):
+        for col, (name, metrics) in enumerate(((ENSEMBLE_KINDS[LSE].label, lse), (ENSEMBLE_KINDS[RSE].label, rse))):
             ax = axes[row][col]
             draw_reliability(ax, _reliability_bins(metrics, iou), _dece(metrics, iou), f"{name}{suffix}, IoU = {iou:g}",
                              reference_text(metrics))
@@ -129,11 +130,11 @@ def ensemble_size_figure(table: "Any") -> "Any":
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    ens = table[table["kind"].isin(["lse", "rse"])].copy()
+    ens = table[table["kind"].isin(list(ENSEMBLE_KINDS))].copy()
     if ens.empty:
         from multirater.core.errors import UserError
 
-        raise UserError("the metrics table has no ensemble rows (kind lse or rse)")
+        raise UserError(f"the metrics table has no ensemble rows (kind {' or '.join(ENSEMBLE_KINDS)})")
     ens["iou"] = pd.to_numeric(ens["iou"], errors="coerce")
     panels = [("D-ECE", float(i)) for i in sorted(ens.loc[ens["metric"] == "D-ECE", "iou"].dropna().unique())]
     panels.append(("mAP", None))
@@ -143,7 +144,8 @@ def ensemble_size_figure(table: "Any") -> "Any":
     for ax, (metric, iou) in zip(axes[0], panels):
         sel = ens[ens["metric"] == metric]
         sel = sel[sel["iou"].isna()] if iou is None else sel[np.isclose(sel["iou"], iou)]
-        for offset, kind in ((-0.08, "lse"), (0.08, "rse")):
+        for offset, kind in ((-0.08, LSE), (0.08, RSE)):
+            label = ENSEMBLE_KINDS[kind].label
             rows = sel[sel["kind"] == kind].sort_values("size")
             if rows.empty:
                 continue
@@ -151,10 +153,10 @@ def ensemble_size_figure(table: "Any") -> "Any":
             y = rows["mean"] if has_boot else rows["value"]
             err = rows["std"] if has_boot else None
             ax.errorbar(rows["size"] + offset * step, y, yerr=err, marker="o", markersize=3, capsize=2,
-                        linewidth=1, color=STRATEGY_COLORS[kind.upper()], label=kind.upper())
+                        linewidth=1, color=STRATEGY_COLORS[label], label=label)
             if metric == "D-ECE":
-                draw_reference_band(ax, rows, rows["size"] + offset * step, STRATEGY_COLORS[kind.upper()],
-                                    f"{kind.upper()} perfectly calibrated (95 %)")
+                draw_reference_band(ax, rows, rows["size"] + offset * step, STRATEGY_COLORS[label],
+                                    f"{label} perfectly calibrated (95 %)")
         ax.set_xticks(sizes)
         ax.set_xlabel("ensemble size")
         ax.set_ylabel(metric)

@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _figure_reliability(args: argparse.Namespace) -> int:
     from multirater.figures.calibration import reliability_figure
-    from multirater.figures.style import save_figure
+    from multirater.core.plot_style import save_figure
     from multirater.evaluation.tables import read_metrics
 
     fig = reliability_figure(read_metrics(args.lse), read_metrics(args.rse), args.size)
@@ -39,7 +39,7 @@ def _figure_ensemble_size(args: argparse.Namespace) -> int:
 
     from multirater.core.errors import UserError
     from multirater.figures.calibration import ensemble_size_figure
-    from multirater.figures.style import save_figure
+    from multirater.core.plot_style import save_figure
 
     try:
         table = pd.read_csv(args.metrics)

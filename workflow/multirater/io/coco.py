@@ -40,12 +40,15 @@ def bbox_problem(bbox: Any, *, empty_ok: bool) -> str | None:
 
 
 def outside_problem(bbox: list[float], image: dict[str, Any], tolerance: float = OUTSIDE_TOLERANCE_PX) -> str | None:
-    """A valid box that lies outside its image (``{id, width, height}``) by more than ``tolerance`` px."""
+    """A valid box that lies outside its image (``{id, width, height}``, and ``file_name``: named as the
+    importers name it) by more than ``tolerance`` px."""
     x, y, w, h = bbox
     if lies_outside(x, y, x + w, y + h, image["width"], image["height"], tolerance):
+        name = image.get("file_name")
+        file = f"{name}, " if isinstance(name, str) and name else ""
         return (
             f"bbox {bbox} lies outside image {image['id']} "
-            f"({image['width']}x{image['height']} px) by more than {tolerance:g} px"
+            f"({file}{image['width']}x{image['height']} px) by more than {tolerance:g} px"
         )
     return None
 

@@ -7,7 +7,8 @@ A detections file is a JSON object::
      "detections": [{"image_id": 1, "category_id": 1, "bbox": [x, y, w, h], "score": 0.9}, ...],
      "meta": {...}}                                # who made it and how
 
-A bare COCO results list is accepted too (its image list is then the images it mentions).
+A bare COCO results list is accepted too (its image list is then the images it mentions), and
+``write_coco_results`` writes one (``multirater export --format coco``), for tools that read COCO results.
 Extra keys on a detection (``n_models``, ``score_std``, ``votes``) are kept.
 Held in memory column-wise, so the engine works on numpy arrays.
 
@@ -277,7 +278,8 @@ def _file_chunks(detections: Detections) -> Iterator[bytes]:
     meta = _encode(detections.meta)
     image_ids = orjson.dumps(np.asarray(detections.image_ids, dtype=np.int64).tolist())
     yield b'{"format":' + orjson.dumps(FORMAT) + b',"image_ids":' + image_ids + b',"detections":['
-    layout = record_layout(detections, _CORE)
+    layout = record_layout(detections.image_id, detections.category_id, detections.boxes, detections.scores,
+                           detections.extra, _CORE)
     for start in range(0, len(detections), _WRITE_SLICE):
         stop = min(start + _WRITE_SLICE, len(detections))
         items = records_text(layout, start, stop) if layout else _encode(detections.to_records(start, stop))[1:-1]
@@ -289,3 +291,12 @@ def write_detections(path: str | Path, detections: Detections) -> None:
     """Write ``detections`` to ``path`` atomically, as compact JSON."""
     with gc_paused():
         write_bytes(path, _file_chunks(detections))
+
+
+def write_coco_results(detections: Detections, image_names: dict[int, str], target: str | Path) -> str:
+    """Write ``detections`` as a bare COCO results list (image_id, category_id, bbox, score), atomically; the
+    image ids are those of the detections file (``image_names`` is not needed: COCO results name no file)."""
+    records = Detections(detections.image_ids, detections.image_id, detections.category_id, detections.boxes,
+                         detections.scores).to_records()
+    write_bytes(target, [_encode(records), b"\n"])
+    return f"{len(records)} detections on {len(detections.image_ids)} images"

@@ -7,15 +7,12 @@ when the extra keys do not fit this layout (bools, float32, NaN, nested values).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import orjson
 
 from multirater.io.extra_columns import ExtraColumns
-
-if TYPE_CHECKING:
-    from multirater.io.detections import Detections
 
 
 def _text_column(values: Any, n: int) -> np.ndarray | None:
@@ -32,17 +29,18 @@ def _text_column(values: Any, n: int) -> np.ndarray | None:
 Layout = tuple[list[bytes], list[np.ndarray], bytes]
 
 
-def record_layout(detections: "Detections", reserved: frozenset[str]) -> Layout | None:
-    """Every record as the same texts around numbers: (text before each number, the numbers' columns, the text
-    after the last); None when the extra keys do not allow it (then records are built one by one)."""
-    n = len(detections)
-    boxes = np.asarray(detections.boxes, dtype=np.float64).reshape(-1, 4)
-    columns = [np.ascontiguousarray(c, dtype=t) for c, t in ((detections.image_id, np.int64),
-               (detections.category_id, np.int64), (boxes, np.float64), (detections.scores, np.float64))]
+def record_layout(image_id: np.ndarray, category_id: np.ndarray, boxes: np.ndarray, scores: np.ndarray, extra: Any,
+                  reserved: frozenset[str]) -> Layout | None:
+    """Every record (a detections file's columns: ``io.detections.Detections``) as the same texts around numbers:
+    (text before each number, the numbers' columns, the text after the last); None when the extra keys do not
+    allow it (then records are built one by one)."""
+    n = int(scores.shape[0])
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    columns = [np.ascontiguousarray(c, dtype=t) for c, t in ((image_id, np.int64),
+               (category_id, np.int64), (boxes, np.float64), (scores, np.float64))]
     if any(len(c) != n for c in columns) or columns[0].ndim != 1 or columns[1].ndim != 1 or columns[3].ndim != 1:
         return None
     before = [b'{"image_id":', b',"category_id":', b',"bbox":[', b'],"score":']
-    extra = detections.extra
     if extra is None:
         return before, columns, b"}"
     if not isinstance(extra, ExtraColumns):

@@ -12,15 +12,17 @@ from multirater.core.files import read_json, write_json
 STATUSES = ("ok", "diverged", "out_of_memory", "failed")
 
 
-def write_status(path: str | Path, status: str, strategy: str, config_id: str, progress: Any, message: str) -> None:
+def write_status(path: str | Path, status: str, strategy: str, config_id: str, progress: Any, message: str,
+                 environment: dict[str, Any] | None = None) -> None:
     """Write ``status.json``: the status, the run's identity and how far it got (``progress`` is the
-    run's :class:`~multirater.training.progress.Progress`, or None when it never started)."""
+    run's :class:`~multirater.training.progress.Progress`, or None when it never started), and where it
+    ran (``environment``: :func:`multirater.core.provenance.environment` of the training process)."""
     best_epoch = progress.best_epoch if progress is not None else None
     write_json(path, {
         "status": status, "strategy": strategy, "config_id": config_id,
         "epoch": progress.epoch if progress is not None else 0,  # epochs completed
         "best_epoch": best_epoch, "best_val_map": progress.best_val_map if best_epoch else None,
-        "message": message,
+        "message": message, "environment": environment,
     })
 
 

@@ -1,4 +1,4 @@
-"""Commands of the selection stage (workflow/rules/selection.smk): select."""
+"""Commands of the selection stage (workflow/rules/selection.smk): select, pool."""
 
 from __future__ import annotations
 
@@ -13,6 +13,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--top-rs", type=int, required=True, help="rater-specific models to select per rater")
     p.set_defaults(func=_select)
 
+    p = subparsers.add_parser("pool", help="the selected models and their training replicates (the member "
+                              "bootstrap's pool)")
+    p.add_argument("--selection", required=True, help="selection.csv")
+    p.add_argument("--replicates", type=int, default=1,
+                   help="training runs of each selected configuration (training.replicates; default 1)")
+    p.add_argument("--predictions", required=True,
+                   help="folder of the models' test detections, <strategy>/<model_id>.json inside")
+    p.add_argument("--out", required=True, help="pool file (JSON) to write")
+    p.set_defaults(func=_pool)
 
 
 def _select(args: argparse.Namespace) -> int:
@@ -29,4 +38,17 @@ def _select(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: {sum(r['selected'] for r in rows)} selected of {len(rows)} models")
     if skipped:
         print("skipped (not ok): " + ", ".join(skipped))
+    return 0
+
+
+def _pool(args: argparse.Namespace) -> int:
+    from multirater.core.errors import UserError
+    from multirater.selection.pool import build_pool, write_pool
+    from multirater.selection.ranking import read_selection
+
+    if args.replicates < 1:
+        raise UserError(f"must be >= 1, got {args.replicates}", None, "--replicates")
+    document = build_pool(read_selection(args.selection), args.replicates, args.predictions)
+    write_pool(args.out, document)
+    print(f"wrote {args.out}: {len(document['models'])} selected models x {args.replicates} training run(s)")
     return 0

@@ -17,10 +17,11 @@ from typing import Any
 
 from multirater.core.errors import UserError
 from multirater.core.files import read_json, write_json
+from multirater.core.strategies import ENSEMBLE_KINDS
 from multirater.selection.ranking import ensemble_members
 
 FORMAT = "multirater-members"
-KINDS = ("lse", "rse")
+KINDS = tuple(ENSEMBLE_KINDS)
 MEMBER_KEYS = ("detections", "strategy", "config_id", "source")
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from multirater.core.errors import UserError
 from multirater.core.files import write_text
+from multirater.core.strategies import LS, ensemble_kind, strategy_family, strategy_order, strategy_rater
 
 
 COLUMNS = ["strategy", "config_id", "status", "val_map", "rank", "selected"]
@@ -26,11 +27,6 @@ def _val_map(status: dict[str, Any]) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
-
-
-def strategy_order(strategy: str) -> tuple[int, str]:
-    """``ls`` first, then the rater-specific strategies by rater name."""
-    return (0 if strategy == "ls" else 1, strategy)
 
 
 def rank_models(statuses: list[dict[str, Any]], top_ls: int, top_rs: int) -> list[dict[str, Any]]:
@@ -45,7 +41,7 @@ def rank_models(statuses: list[dict[str, Any]], top_ls: int, top_rs: int) -> lis
         by_strategy.setdefault(s["strategy"], []).append(s)
     rows: list[dict[str, Any]] = []
     for strategy in sorted(by_strategy, key=strategy_order):
-        top = top_ls if strategy == "ls" else top_rs
+        top = top_ls if strategy_family(strategy) == LS else top_rs
         models = by_strategy[strategy]
         usable = [m for m in models if m["status"] == "ok" and _val_map(m) is not None]
         usable.sort(key=lambda m: (-_val_map(m), m["config_id"]))
@@ -117,14 +113,13 @@ def ensemble_members(rows: list[dict[str, Any]], kind: str, size: int) -> list[t
                 None, f"{kind} {size}")
         return chosen[:n]
 
-    if kind == "lse":
-        return [("ls", r["config_id"], "ls") for r in top("ls", size)]
-    if kind != "rse":
-        raise UserError(f"kind must be lse or rse, got {kind!r}", None, "kind")
-    strategies = sorted({r["strategy"] for r in rows if r["strategy"].startswith("rs-")})
+    spec = ensemble_kind(kind)
+    if not spec.per_rater:
+        return [(spec.members, r["config_id"], spec.members) for r in top(spec.members, size)]
+    strategies = sorted({r["strategy"] for r in rows if strategy_family(r["strategy"]) == spec.members})
     if not strategies:
-        raise UserError("no rater-specific models in the selection", None, "rse")
+        raise UserError("no rater-specific models in the selection", None, kind)
     if size % len(strategies):
         raise UserError(f"size {size} is not divisible by the number of raters ({len(strategies)})", None, "size")
-    per_rater = size // len(strategies)
-    return [(s, r["config_id"], s[len("rs-"):]) for s in strategies for r in top(s, per_rater)]
+    per_rater = spec.members_per_source(size, len(strategies))
+    return [(s, r["config_id"], strategy_rater(s)) for s in strategies for r in top(s, per_rater)]

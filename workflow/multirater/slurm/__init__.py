@@ -4,4 +4,4 @@ node can meet would wait in the queue forever, with snakemake saying nothing.
 
 nodes.py reads `sinfo`; requests.py says what sbatch will be asked for a job, as the executor plugin
 builds it; preflight.py compares the two and words the one message that stops the run. The workflow
-calls it from an `onstart:` handler (workflow/rules/common.smk) when the executor is slurm."""
+calls it from an `onstart:` handler (workflow/rules/resources.smk) when the executor is slurm."""

@@ -5,7 +5,7 @@ snakemake-executor-plugin-slurm builds the sbatch call (2.x): --cpus-per-task / 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from multirater.slurm.nodes import gpu_count
 
@@ -21,6 +21,8 @@ class Request:
     mem_mb: int | None
     gpus: int
     runtime_min: int | None
+    attempt: int = 1  # a retry asks again, with the resources of its attempt (runtime grows with it)
+    attempts: int = 1  # 1 + the retries the run allows
 
     def describe(self) -> str:
         """The request in words: ``2 CPUs, 4000 MB, 1 GPU, 60 min``."""
@@ -84,21 +86,42 @@ def request_of(what: str, rules: tuple[str, ...], resources: Mapping[str, object
 
 
 def requests_of_run(dag: object) -> list[Request]:
-    """One request per SLURM job snakemake is about to submit (its DAG before the first job runs):
-    a group job's request, not its members', and nothing for rules that run on the submitting node.
-    Jobs that checkpoints add later are not in the DAG yet."""
-    requests: dict[int, Request] = {}  # by the id of the job or group job
+    """One request per SLURM job snakemake is about to submit (its DAG before the first job runs), at
+    the first attempt: a group job's request, not its members', and nothing for rules that run on the
+    submitting node. Jobs that checkpoints add later are not in the DAG yet."""
+    return [attempts[0] for attempts in attempt_requests_of_run(dag)]
+
+
+def attempt_requests_of_run(dag: object) -> list[list[Request]]:
+    """For each SLURM job of ``requests_of_run``, its request at every attempt the run allows (1 + its
+    retries: `retries` of the profile, or the rule's own): a retry asks again, with the resources of its
+    attempt (the workflow's time limits grow with it)."""
+    units: dict[int, object] = {}  # the job or group job, by its id
     for job in dag.needrun_jobs():  # type: ignore[attr-defined]
         if job.is_local:
             continue
         unit = dag.get_job_group(job) or job  # type: ignore[attr-defined]
-        if id(unit) in requests:
-            continue
-        if unit.is_group():
-            rules = tuple(sorted({member.rule.name for member in unit.jobs}))
-            what = f"group {unit.groupid} ({', '.join(rules)})"
-        else:
-            rules = (job.rule.name,)
-            what = f"rule {job.rule.name}"
-        requests[id(unit)] = request_of(what, rules, unit.resources, unit.threads)
-    return list(requests.values())
+        units.setdefault(id(unit), unit)
+    return [_attempts(unit) for unit in units.values()]
+
+
+def _attempts(unit: object) -> list[Request]:
+    if unit.is_group():  # type: ignore[attr-defined]
+        rules = tuple(sorted({member.rule.name for member in unit.jobs}))  # type: ignore[attr-defined]
+        what = f"group {unit.groupid} ({', '.join(rules)})"  # type: ignore[attr-defined]
+    else:
+        rules = (unit.rule.name,)  # type: ignore[attr-defined]
+        what = f"rule {unit.rule.name}"  # type: ignore[attr-defined]
+    attempts = 1 + (getattr(unit, "restart_times", 0) or 0)
+    first = getattr(unit, "attempt", 1)
+    out = []
+    try:
+        for attempt in range(1, attempts + 1):
+            if attempt != first:
+                unit.attempt = attempt  # type: ignore[attr-defined]  # Snakemake recomputes its resources
+            request = request_of(what, rules, unit.resources, unit.threads)  # type: ignore[attr-defined]
+            out.append(replace(request, attempt=attempt, attempts=attempts))
+    finally:
+        if getattr(unit, "attempt", first) != first:
+            unit.attempt = first  # type: ignore[attr-defined]
+    return out

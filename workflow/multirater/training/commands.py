@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TYPE_CHECKING, Any
 
 from multirater.core.errors import UserError
+from multirater.core.strategies import LS, RS, UNION, strategy_rater
 
 if TYPE_CHECKING:
     from multirater.training.labels import Strategy
@@ -17,6 +19,18 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be auto or a number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be auto or a number >= 0, got {value}")
     return value
 
 
@@ -36,17 +50,26 @@ def register(subparsers: Any) -> None:
                    help="also write DIR/<config_id>.yaml per configuration and DIR/pretrain.yaml")
     p.set_defaults(func=_sweep)
 
-    for name, helptext in (("pretrain", "train the base detector on the union of all raters' labels"),
+    pretrain_help = ("train the base detector on a base dataset of its own, never the experiment's (each image's "
+                     "target: every rater's boxes together)")
+    for name, helptext in (("pretrain", pretrain_help),
                            ("train", "train one detector (strategy x configuration) into a model folder")):
         p = subparsers.add_parser(name, help=helptext)
-        p.add_argument("--dataset", required=True, help="dataset.yaml")
-        p.add_argument("--splits", required=True, help="splits.json")
+        base = name == "pretrain"
+        p.add_argument("--dataset", required=True,
+                       help="the base dataset's dataset.yaml (dataset.base_manifest or the generated one)" if base
+                       else "dataset.yaml")
+        p.add_argument("--splits", required=True,
+                       help="the base dataset's own train/validation split (base_split)" if base else "splits.json")
         if name == "train":
             p.add_argument("--strategy", required=True, help="ls, rs-<rater> or rs:<rater>")
             p.add_argument("--base", default=None, help="base checkpoint (overrides model.base_checkpoint)")
         p.add_argument("--config", required=True, help="training configuration YAML ({model, training, config_id})")
         p.add_argument("--out", required=True, help="model folder (status.json, best.pt, last.pt, metrics.csv)")
         _add_device(p)
+        p.add_argument("--loader-workers", type=_workers, default="auto",
+                       help="processes preparing the training batches (0: this process); auto: from --threads "
+                            "(on a GPU all but one, on the CPU one when there are two or more)")
         p.set_defaults(func=_train, pretrain=name == "pretrain")
 
     p = subparsers.add_parser("predict", help="run a trained model on val, test or a folder of images")
@@ -72,14 +95,13 @@ def parse_strategy(token: str, rater_names: list[str]) -> "Strategy":
     """The --strategy value: ``ls``, ``union``, ``rs-<rater>`` or ``rs:<rater>``, for a rater of the dataset."""
     from multirater.training.labels import Strategy
 
-    if token in ("ls", "union"):
+    rater = strategy_rater(token)
+    if rater is not None:
+        if rater not in rater_names:
+            raise UserError(f"unknown rater {rater!r}; the dataset's raters are {rater_names}", None, "--strategy")
+        return Strategy(RS, rater)
+    if token in (LS, UNION):
         return Strategy(token)
-    for prefix in ("rs-", "rs:"):
-        if token.startswith(prefix):
-            rater = token[len(prefix):]
-            if rater not in rater_names:
-                raise UserError(f"unknown rater {rater!r}; the dataset's raters are {rater_names}", None, "--strategy")
-            return Strategy("rs", rater)
     raise UserError(f"must be 'ls' or 'rs-<rater>' (raters: {rater_names}), got {token!r}", None, "--strategy")
 
 
@@ -105,15 +127,22 @@ def _train(args: argparse.Namespace) -> int:
     config = read_training_config(args.config)
     dataset = load_dataset(args.dataset)
     splits = read_splits(args.splits, dataset)
-    strategy = parse_strategy("union" if args.pretrain else args.strategy, dataset.rater_names)
+    strategy = parse_strategy(UNION if args.pretrain else args.strategy, dataset.rater_names)
     device = _setup(args)
-    return run_training(dataset, splits, strategy, config, args.out, device, getattr(args, "base", None))
+    workers = args.loader_workers
+    if workers == "auto":
+        from multirater.training.samples import default_loader_workers
+
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        workers = default_loader_workers(args.threads or cpus, device)
+    return run_training(dataset, splits, strategy, config, args.out, device, getattr(args, "base", None),
+                        loader_workers=workers)
 
 
 def _predict(args: argparse.Namespace) -> int:
     from multirater.data.dataset import load_dataset
     from multirater.training.inputs import read_splits
-    from multirater.training.prediction import folder_images, predict, split_images
+    from multirater.training.prediction import folder_images, predict, split_images, usable_images
 
     dataset = load_dataset(args.dataset) if args.dataset else None
     splits = read_splits(args.splits, dataset) if (args.splits and dataset is not None) else None
@@ -128,7 +157,15 @@ def _predict(args: argparse.Namespace) -> int:
         except UserError as exc:  # name the option too: it may be a misspelt split
             raise UserError(f"must be {', '.join(SPLIT_NAMES)} or a folder of images: {exc.problem}", exc.file,
                             "--images") from None
+        image_ids, skipped = usable_images(image_ids, paths)
+        for name, problem in skipped.items():
+            print(f"skipped {name}: {problem}; it gets no detections and no count")
+        if not image_ids:
+            raise UserError(f"every image is too small for the detectors ({len(skipped)} skipped)", args.images,
+                            "--images")
         meta["file_names"] = {str(i): paths[i].name for i in image_ids}  # say which file each id is
+        if skipped:
+            meta["skipped_images"] = skipped
     device = _setup(args)
     dets = predict(args.model, image_ids, paths, args.out, device, args.batch_size, meta)
     print(f"{len(dets)} detection(s) on {len(image_ids)} image(s) -> {args.out}")

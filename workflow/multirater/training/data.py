@@ -1,4 +1,4 @@
-"""Images decoded once per job and held in memory, and per-source training targets as tensors."""
+"""Labels as the detector sees them: category ids <-> labels, and per-source training targets as tensors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from multirater.data.dataset import Dataset, load_image
+from multirater.data.dataset import Dataset
 from multirater.training.coverage import RaterCoverage
 from multirater.training.tiling import Window, crop_boxes, shift_polygons
 
@@ -39,55 +39,6 @@ def dataset_has_masks(dataset: Dataset, coverage: RaterCoverage, image_ids: list
     anns = [a for r in coverage.rater_names for i in image_ids if coverage.labelled(r, i)
             for a in dataset.annotations(r, i)]
     return bool(anns) and all(a.get("segmentation") for a in anns)
-
-
-class ImageCache:
-    """Each image decoded once and reused every epoch, as float32 CHW tensors in [0, 1].
-
-    Stored compactly when that loses nothing: 8-bit pixels as uint8 and grey images as one channel
-    (a 2000 px grey 8-bit image takes 4 MB instead of 48 MB); each access rebuilds the exact floats.
-    """
-
-    def __init__(self, dataset: Dataset) -> None:
-        self.dataset = dataset
-        self._stored: dict[int, torch.Tensor] = {}
-
-    @staticmethod
-    def _expand(stored: torch.Tensor) -> torch.Tensor:
-        image = stored.float() / 255.0 if stored.dtype == torch.uint8 else stored
-        return image.expand(3, -1, -1).contiguous() if image.shape[0] == 1 else image
-
-    def region(self, image_id: int, window: Window | None) -> torch.Tensor:
-        """The pixels of ``window`` (x0, y0, x1, y1) of an image; the whole image when None."""
-        if window is None:
-            return self[image_id]
-        x0, y0, x1, y1 = window
-        return self._expand(self._compact(image_id)[:, y0:y1, x0:x1])
-
-    def size(self, image_id: int) -> tuple[int, int]:
-        """(width, height) of an image."""
-        stored = self._compact(image_id)
-        return int(stored.shape[2]), int(stored.shape[1])
-
-    def __getitem__(self, image_id: int) -> torch.Tensor:
-        stored = self._stored.get(image_id)
-        return self._expand(stored) if stored is not None else self._decode(image_id)
-
-    def _compact(self, image_id: int) -> torch.Tensor:
-        if image_id not in self._stored:
-            self._decode(image_id)
-        return self._stored[image_id]
-
-    def _decode(self, image_id: int) -> torch.Tensor:
-        """Decode an image, store it compactly, and return it."""
-        pixels = load_image(self.dataset.images[image_id].path)
-        image = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
-        compact = image[:1] if torch.equal(image[0], image[1]) and torch.equal(image[0], image[2]) else image
-        as_bytes = (compact * 255.0).round().to(torch.uint8)
-        if torch.equal(self._expand(as_bytes), image):
-            compact = as_bytes
-        self._stored[image_id] = compact
-        return image
 
 
 class Targets:

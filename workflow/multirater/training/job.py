@@ -15,15 +15,17 @@ from typing import Any, TextIO
 import torch
 
 from multirater.core.errors import UserError
+from multirater.core.strategies import RS
 from multirater.data.dataset import Dataset
 from multirater.training.augment import Augment
 from multirater.training.checkpoints import file_digest, resumable_checkpoint, run_fingerprint
 from multirater.training.coverage import RaterCoverage
-from multirater.training.data import ImageCache, LabelMap, Targets, dataset_has_masks
-from multirater.training.labels import Strategy, training_sources
+from multirater.training.data import LabelMap, Targets, dataset_has_masks
+from multirater.training.image_store import TrainingImages
+from multirater.training.labels import Strategy
 from multirater.training.models import apply_freeze, build_model, is_mask_model, load_weights
+from multirater.training.samples import Batch, EpochBatches, TrainingSamples, as_lists, make_loader, to_device
 from multirater.training.schedule import LearningRate
-from multirater.training.tiling import crop_window
 
 STALE_OUTPUTS = ("best.pt", "last.pt", "metrics.csv")
 
@@ -50,9 +52,12 @@ class TrainingJob:
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     schedule: LearningRate
-    images: ImageCache
+    images: TrainingImages
     targets: Targets
-    augment: Augment | None
+    samples: TrainingSamples  # (epoch, image id) -> the image or its crop, its target, augmented
+    batches: EpochBatches  # the current epoch's batches of sample keys
+    loader: torch.utils.data.DataLoader  # reads ``samples`` in ``loader_workers`` processes
+    loader_workers: int
 
     @property
     def raters(self) -> list[str]:
@@ -73,24 +78,10 @@ class TrainingJob:
             "config_id": self.config_id, "training": self.settings,
         }
 
-    def batch(self, epoch: int, ids: list[int]) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
-        """The images (or their training crops) and this epoch's targets (the strategy's labels,
-        augmented) on the device."""
-        images, targets = [], []
-        seed, tile = self.settings["seed"], self.model_settings.get("tile_size")
-        for image_id in ids:
-            sources = training_sources(self.strategy, self.coverage.raters_of(image_id), seed, epoch, image_id)
-            if tile is None:
-                image, target = self.images[image_id], self.targets.get(sources, image_id)
-            else:
-                window = crop_window(seed, epoch, image_id, *self.images.size(image_id), tile)
-                image = self.images.region(image_id, window)
-                target = self.targets.get(sources, image_id, window, self.model_settings["tile_min_visible"])
-            if self.augment is not None:
-                image, target = self.augment(image, target)
-            images.append(image.to(self.device, non_blocking=True))
-            targets.append({k: v.to(self.device, non_blocking=True) for k, v in target.items()})
-        return images, targets
+    def batch(self, epoch: int, ids: list[int]) -> Batch:
+        """The images (or their training crops) and this epoch's targets (the strategy's labels, augmented)
+        of ``ids`` on the device: the batch the loader delivers for these ids, made in this process."""
+        return to_device(as_lists([self.samples[(epoch, image_id)] for image_id in ids]), self.device)
 
 
 def strategy_images(strategy: Strategy, coverage: RaterCoverage,
@@ -98,7 +89,7 @@ def strategy_images(strategy: Strategy, coverage: RaterCoverage,
     """The training and validation images of a strategy: a rater-specific model's are those of the
     split its rater labelled; label sampling and union use every image of the split."""
     train_ids, val_ids = list(splits["train"]), list(splits["val"])
-    if strategy.kind != "rs":
+    if strategy.kind != RS:
         return train_ids, val_ids
     mine = [[i for i in ids if coverage.labelled(strategy.rater, i)] for ids in (train_ids, val_ids)]
     for ids, split in zip(mine, ("train", "val")):
@@ -127,9 +118,11 @@ def prepare_job(
     device: torch.device,
     base_checkpoint: str | None = None,
     log: TextIO | None = None,
+    loader_workers: int = 0,
 ) -> tuple[TrainingJob, dict[str, Any] | None]:
     """The job of one run, and the ``last.pt`` to resume it from (None: it starts afresh, from the
-    base checkpoint if any, and the outputs of an earlier run are removed)."""
+    base checkpoint if any, and the outputs of an earlier run are removed). ``loader_workers``: the
+    processes that prepare the training batches (0: this process)."""
     out_dir, log = Path(out_dir), log or sys.stderr
     model_settings, settings = config["model"], config["training"]
     coverage = RaterCoverage(dataset)
@@ -157,6 +150,10 @@ def prepare_job(
     apply_freeze(model, settings["freeze"])
     model.to(device)
     amp = device.type == "cuda" and settings["amp"]
+    images, targets = TrainingImages(dataset, train_ids + val_ids), Targets(dataset, label_map, masks)
+    samples = TrainingSamples(images, targets, strategy, coverage, settings["seed"], model_settings,
+                              Augment(settings["augment_p"]) if settings["augment"] else None)
+    batches = EpochBatches(settings["batch_size"])
     job = TrainingJob(
         dataset=dataset, coverage=coverage, strategy=strategy, config_id=config["config_id"], model_settings=model_settings,
         settings=settings, train_ids=train_ids, val_ids=val_ids, out_dir=out_dir, device=device, amp=amp,
@@ -164,7 +161,7 @@ def prepare_job(
         optimizer=make_optimizer([p for p in model.parameters() if p.requires_grad], settings),
         scaler=torch.amp.GradScaler("cuda", enabled=amp),
         schedule=LearningRate(settings, math.ceil(len(train_ids) / settings["batch_size"])),
-        images=ImageCache(dataset), targets=Targets(dataset, label_map, masks),
-        augment=Augment(settings["augment_p"]) if settings["augment"] else None,
+        images=images, targets=targets, samples=samples, batches=batches,
+        loader=make_loader(samples, batches, loader_workers, device), loader_workers=loader_workers,
     )
     return job, resume

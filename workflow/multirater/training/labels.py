@@ -12,22 +12,25 @@ Raters may label different images; each strategy uses only the labels that exist
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from multirater.core.strategies import LS, RS, UNION, rater_specific
 
 
 @dataclass(frozen=True)
 class Strategy:
     """Whose labels a model learns from (``kind``: ls, rs or union; ``rater`` for rs)."""
 
-    kind: str  # "ls" | "rs" | "union"
+    kind: str  # a family of multirater.core.strategies: ls, rs or union
     rater: str | None = None
 
     @property
     def token(self) -> str:
         """The canonical name used in paths and metadata: ``ls``, ``rs-<rater>``, ``union``."""
-        return f"rs-{self.rater}" if self.kind == "rs" else self.kind
+        return rater_specific(self.rater) if self.kind == RS else self.kind
 
 
 def sampled_rater(seed: int, epoch: int, image_id: int, n_raters: int) -> int:
@@ -36,22 +39,27 @@ def sampled_rater(seed: int, epoch: int, image_id: int, n_raters: int) -> int:
     return int(np.random.default_rng([seed, epoch, image_id]).integers(n_raters))
 
 
+SourcesRule = Callable[[Strategy, list[str], int, int, int], list[str]]
+# Each family's rule: (strategy, the image's raters, seed, epoch, image id) -> whose boxes form the target.
+TRAINING_SOURCES: dict[str, SourcesRule] = {
+    LS: lambda strategy, raters, seed, epoch, image_id: [raters[sampled_rater(seed, epoch, image_id, len(raters))]],
+    RS: lambda strategy, raters, seed, epoch, image_id: [strategy.rater],
+    UNION: lambda strategy, raters, seed, epoch, image_id: list(raters),
+}
+
+
 def training_sources(strategy: Strategy, image_raters: list[str], seed: int, epoch: int, image_id: int) -> list[str]:
     """The annotation sources whose boxes (together) form an image's target in this epoch.
 
     ``image_raters``: the raters who labelled the image, in the dataset's rater order.
     """
-    if strategy.kind == "rs":
-        return [strategy.rater]
-    if strategy.kind == "union":
-        return list(image_raters)
-    return [image_raters[sampled_rater(seed, epoch, image_id, len(image_raters))]]
+    return TRAINING_SOURCES[strategy.kind](strategy, image_raters, seed, epoch, image_id)
 
 
 def validation_sources(strategy: Strategy, rater_names: list[str]) -> list[str]:
     """Each validation image is scored once against each of these sources' labels (where that
     source labelled it)."""
-    return [strategy.rater] if strategy.kind == "rs" else list(rater_names)
+    return [strategy.rater] if strategy.kind == RS else list(rater_names)
 
 
 def epoch_order(seed: int, epoch: int, image_ids: list[int]) -> list[int]:

@@ -6,17 +6,22 @@ loop over epochs (:func:`fit`) that saves a plain-dict checkpoint after each. Th
 ``metrics.csv`` (one row per epoch) and ``status.json``, which :func:`run_training` writes once, at
 the end, whatever the outcome.
 
-Determinism: image order, LS rater choice and training crops come from generators seeded with
-(seed, epoch[, image]); torch's generator (augmentation, the detector's box samplers) is reseeded at
-every epoch start and saved in ``last.pt``, so a resumed run continues bitwise identically on CPU
-with the same thread count.
+The training batches come from a DataLoader (:mod:`multirater.training.samples`), in worker processes
+when the job has CPUs to spare; the loop waits for them only when the workers fall behind (the wait is
+recorded per epoch, ``data_seconds``). Validation runs every ``training.val_every`` epochs
+(:mod:`multirater.training.validation`).
+
+Determinism: image order, LS rater choice, training crops and augmentation come from generators seeded
+with (seed, epoch[, image]), whichever process makes the sample; torch's global generator (the
+detector's box samplers) is reseeded at every epoch start and saved in ``last.pt``, so a resumed run
+continues bitwise identically on CPU with the same thread count, and the number of loader workers
+changes nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from functools import partial
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -27,16 +32,18 @@ import numpy as np
 import torch
 
 from multirater.core.errors import UserError
+from multirater.core.provenance import environment
 from multirater.data.dataset import Dataset
-from multirater.evaluation.validation_map import coco_map
+from multirater.io.status import write_status
 from multirater.training.checkpoints import rng_state, save_checkpoint, set_rng_state
 from multirater.training.job import TrainingJob, prepare_job
-from multirater.training.labels import Strategy, epoch_order, validation_sources
-from multirater.training.prediction import detect, detect_large, to_xywh
+from multirater.training.labels import Strategy, epoch_order
 from multirater.training.progress import Progress, write_metrics_csv
+from multirater.training.samples import start_batches, to_device
+from multirater.training.validation import evaluate, validates
 from multirater.training.signals import EXIT_PREEMPTED, Preempted, StopSignals
-from multirater.io.status import write_status
 from multirater.training.status import Diverged, outcome
+from multirater.training.validation_map import coco_map
 
 # With mixed precision a few overflowing steps are normal (the grad scaler skips them); this many in
 # a row means the run has diverged.
@@ -77,51 +84,31 @@ def train_one_epoch(job: TrainingJob, progress: Progress, stop: StopSignals | No
     """Train the current epoch from ``progress.step`` (0 unless resumed mid-epoch) to its end, or
     only until the step after a stop signal arrives."""
     settings, epoch = job.settings, progress.epoch
-    batch_size = settings["batch_size"]
-    order = epoch_order(settings["seed"], epoch, job.train_ids)
     if progress.step == 0:
         torch.manual_seed(epoch_seed(settings["seed"], epoch))
         progress.sums, progress.seconds = {}, 0.0
+    job.batches.set_epoch(epoch, epoch_order(settings["seed"], epoch, job.train_ids), progress.step)
     job.model.train()
-    while progress.step < job.steps_per_epoch:
-        start = time.perf_counter()
-        lr = job.schedule.at(epoch, progress.step)
-        for group in job.optimizer.param_groups:
-            group["lr"] = lr
-        ids = order[progress.step * batch_size:(progress.step + 1) * batch_size]
-        terms = train_step(job, *job.batch(epoch, ids), progress)
-        progress.add_step(terms, len(ids), lr, time.perf_counter() - start)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{terms['loss']:.3f}", refresh=False)
-        if after_step is not None:
-            after_step(epoch, progress.step)
-        if stop is not None and stop.received is not None and progress.step < job.steps_per_epoch:
-            return
-
-
-def validation_detections(job: TrainingJob) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The model's (boxes, scores, labels) on each validation image, in overlapping windows when
-    tiling is on (as predictions are made)."""
-    batch_size = job.settings["batch_size"]
-    if job.model_settings.get("tile_size") is None:
-        return detect(job.model, [job.images[i] for i in job.val_ids], batch_size, job.device, job.amp)
-    return [detect_large(job.model, partial(job.images.region, image_id), *job.images.size(image_id),
-                         job.model_settings, batch_size, job.device, job.amp) for image_id in job.val_ids]
-
-
-def evaluate(job: TrainingJob) -> dict[str, float]:
-    """Validation mAP and AP50 (COCO) of the model; each validation image counts once per rater the
-    strategy validates on who labelled it."""
-    found = validation_detections(job)
-    ground_truth, detections = [], []
-    for source in validation_sources(job.strategy, job.raters):
-        for image_id, (boxes, scores, labels) in zip(job.val_ids, found):
-            if not job.coverage.labelled(source, image_id):
-                continue
-            ground_truth.append((job.dataset.boxes(source, image_id), job.dataset.labels(source, image_id)))
-            detections.append((to_xywh(boxes), scores, job.label_map.categories(labels)))
-    return coco_map(ground_truth, detections, job.label_map.category_ids, job.settings["val_max_dets"])
+    batches = start_batches(job.loader)
+    try:
+        while progress.step < job.steps_per_epoch:
+            start = time.perf_counter()
+            images, targets = to_device(next(batches), job.device)
+            waited = time.perf_counter() - start
+            lr = job.schedule.at(epoch, progress.step)
+            for group in job.optimizer.param_groups:
+                group["lr"] = lr
+            terms = train_step(job, images, targets, progress)
+            progress.add_step(terms, len(images), lr, time.perf_counter() - start, waited)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{terms['loss']:.3f}", refresh=False)
+            if after_step is not None:
+                after_step(epoch, progress.step)
+            if stop is not None and stop.received is not None and progress.step < job.steps_per_epoch:
+                return
+    finally:
+        del batches  # ends the epoch's worker processes now, also when stopped or failed mid-epoch
 
 
 def _weights(job: TrainingJob) -> dict[str, torch.Tensor]:
@@ -148,21 +135,26 @@ def restore(job: TrainingJob, checkpoint: dict[str, Any]) -> Progress:
     return Progress.from_checkpoint(checkpoint)
 
 
-def finish_epoch(job: TrainingJob, progress: Progress, val: dict[str, float]) -> None:
-    """Record a trained and validated epoch: its metrics row, the lr schedule, ``best.pt`` when it is
-    the best so far, early stopping, then ``last.pt`` and ``metrics.csv``."""
-    progress.history.append(progress.epoch_row(val, job.settings["lr"]))
-    job.schedule.end_epoch(val["map"])
-    if val["map"] > progress.best_val_map:
-        progress.best_val_map, progress.best_epoch, progress.epochs_since_best = val["map"], progress.epoch + 1, 0
-        save_checkpoint(job.out_dir / "best.pt", {
-            "model": _weights(job), "meta": {**job.meta, "epoch": progress.epoch + 1, "val_map": val["map"]},
-        })
-    else:
-        progress.epochs_since_best += 1
-    progress.epoch, progress.step = progress.epoch + 1, 0
+def finish_epoch(job: TrainingJob, progress: Progress, val: dict[str, float] | None, val_seconds: float = 0.0) -> None:
+    """Record a trained epoch and its validation (None: not validated this epoch): its metrics row, then,
+    when validated, the lr schedule, ``best.pt`` when it is the best so far and early stopping; then
+    ``last.pt`` and ``metrics.csv``. Patience counts epochs, validated or not."""
+    since_validated = next((n for n, row in enumerate(reversed(progress.history), start=1)
+                            if row.get("val_map") is not None), len(progress.history) + 1)
+    progress.history.append(progress.epoch_row(val, job.settings["lr"], val_seconds))
+    progress.epochs_since_best += 1
     patience = job.settings["patience"]
-    progress.done = progress.epoch >= job.settings["epochs"] or (0 < patience <= progress.epochs_since_best)
+    stop_early = False
+    if val is not None:
+        job.schedule.end_epoch(val["map"], since_validated)
+        if val["map"] > progress.best_val_map:
+            progress.best_val_map, progress.best_epoch, progress.epochs_since_best = val["map"], progress.epoch + 1, 0
+            save_checkpoint(job.out_dir / "best.pt", {
+                "model": _weights(job), "meta": {**job.meta, "epoch": progress.epoch + 1, "val_map": val["map"]},
+            })
+        stop_early = 0 < patience <= progress.epochs_since_best
+    progress.epoch, progress.step = progress.epoch + 1, 0
+    progress.done = progress.epoch >= job.settings["epochs"] or stop_early
     save_last(job, progress)
     write_metrics_csv(job.out_dir / "metrics.csv", progress.history)
 
@@ -193,11 +185,17 @@ def fit(job: TrainingJob, progress: Progress, stop: StopSignals, log: TextIO,
         if progress.step < job.steps_per_epoch:  # stopped mid-epoch
             save_last(job, progress)
             raise Preempted(f"stopped by signal {stop.received} at epoch {progress.epoch + 1}, step {progress.step}")
-        finish_epoch(job, progress, evaluate(job))
+        val, val_seconds = None, 0.0
+        if validates(job.settings, progress.epoch):
+            start = time.perf_counter()
+            val = evaluate(job)
+            val_seconds = time.perf_counter() - start
+        finish_epoch(job, progress, val, val_seconds)
         row = progress.history[-1]
+        shown = f"val_mAP {row['val_map']:.4f} ({row['val_seconds']:.1f} s)" if val is not None else "not validated"
         print(f"[{job.strategy.token} {job.config_id}] epoch {row['epoch']}/{job.settings['epochs']} "
-              f"loss {row['loss']:.4f} val_mAP {row['val_map']:.4f} lr {row['lr']:.3g} "
-              f"{row['seconds']:.1f} s {row['images_per_s']:.1f} img/s", file=log, flush=True)
+              f"loss {row['loss']:.4f} {shown} lr {row['lr']:.3g} {row['seconds']:.1f} s "
+              f"(waited {row['data_seconds']:.1f} s for data) {row['images_per_s']:.1f} img/s", file=log, flush=True)
         if stop.received is not None and not progress.done:
             raise Preempted(f"stopped by signal {stop.received} after epoch {progress.epoch}")
 
@@ -212,9 +210,11 @@ def run_training(
     base_checkpoint: str | None = None,
     log: TextIO | None = None,
     after_step: AfterStep | None = None,
+    loader_workers: int = 0,
 ) -> int:
     """Train one model into ``out_dir`` (``config``: complete settings, as read by
     :func:`~multirater.training.settings.read_training_config`); return the process exit status.
+    ``loader_workers``: processes preparing the training batches (0: this process).
 
     0 with status ``ok``, ``diverged`` or ``out_of_memory`` in status.json; EXIT_PREEMPTED (75) after a
     stop signal (last.pt saved, no status.json); any other error writes status ``failed`` and
@@ -229,7 +229,8 @@ def run_training(
     progress: Progress | None = None
     try:
         with StopSignals() as stop:
-            job, resume = prepare_job(dataset, splits, strategy, config, out_dir, device, base_checkpoint, log)
+            job, resume = prepare_job(dataset, splits, strategy, config, out_dir, device, base_checkpoint, log,
+                                      loader_workers)
             progress = Progress()
             if resume is not None:
                 progress = restore(job, resume)
@@ -247,7 +248,8 @@ def run_training(
     except Exception as exc:
         (status, message), error = outcome(exc), exc
         print(f"{status}: {message}", file=log, flush=True)
-    write_status(status_path, status, strategy.token, config["config_id"], progress, message)
+    write_status(status_path, status, strategy.token, config["config_id"], progress, message,
+                 environment(device))
     if error is not None and status == "failed":
         raise error
     return 0

@@ -20,11 +20,12 @@ import torch
 from multirater.core.errors import UserError
 from multirater.core.files import read_json
 from multirater.data.dataset import IMAGE_SUFFIXES, Dataset, load_image
+from multirater.data.images import image_size, too_small_problem
 from multirater.io.detections import Detections, write_detections
 from multirater.training.checkpoints import read_checkpoint
 from multirater.training.image_windows import open_windows
 from multirater.training.models import build_model
-from multirater.training.tiling import Window, detect_tiled
+from multirater.training.tiling import Tile, Window, detect_tiled
 
 
 @torch.no_grad()
@@ -45,11 +46,12 @@ def detect(
 
 def detect_large(model: torch.nn.Module, read_window: Callable[[Window], torch.Tensor], width: int, height: int,
                  model_settings: dict[str, Any], batch_size: int, device: torch.device,
-                 amp: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 amp: bool = False, only: list[Tile] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(boxes xyxy, scores, labels) of one image predicted in overlapping windows of
-    ``model_settings['tile_size']`` (:mod:`multirater.training.tiling`), ``batch_size`` windows at a time."""
+    ``model_settings['tile_size']`` (:mod:`multirater.training.tiling`), ``batch_size`` windows at a time
+    (``only`` these windows of the grid, when given)."""
     return detect_tiled(lambda windows: detect(model, windows, batch_size, device, amp), read_window, width, height,
-                        model_settings["tile_size"], model_settings["tile_overlap"], batch_size)
+                        model_settings["tile_size"], model_settings["tile_overlap"], batch_size, only)
 
 
 def _detect_files(model: torch.nn.Module, model_settings: dict[str, Any], chunk: list[int], paths: dict[int, Path],
@@ -114,6 +116,26 @@ def folder_images(folder: str | Path, dataset: Dataset | None) -> tuple[list[int
             image_id, next_id = next_id, next_id + 1
         paths[image_id] = p
     return sorted(paths), paths
+
+
+def usable_images(image_ids: list[int], paths: dict[int, Path]) -> tuple[list[int], dict[str, str]]:
+    """The images of a folder the model can use, and those it cannot (file name -> why), from their headers.
+
+    An image too small for the detectors (``data.images.MIN_IMAGE_SIDE_PX``) is skipped: it gets no detections,
+    and is not listed among the images predicted on, so no count of zero is reported for it either.
+    """
+    kept, skipped = [], {}
+    for image_id in image_ids:
+        try:
+            width, height = image_size(paths[image_id])
+        except Exception as exc:  # any decoder failure is the file's problem
+            raise UserError(f"cannot read the image's size ({exc})", paths[image_id]) from None
+        problem = too_small_problem(width, height)
+        if problem is None:
+            kept.append(image_id)
+        else:
+            skipped[paths[image_id].name] = problem
+    return kept, skipped
 
 
 def predict(

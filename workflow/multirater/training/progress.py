@@ -41,38 +41,42 @@ class Progress:
         return cls(**{**checkpoint["progress"], "sums": dict(checkpoint["progress"]["sums"])},
                    history=list(checkpoint["history"]))
 
-    def add_step(self, terms: dict[str, float], images: int, lr: float, seconds: float) -> None:
-        """Account for one finished optimizer step."""
+    def add_step(self, terms: dict[str, float], images: int, lr: float, seconds: float, waited: float = 0.0) -> None:
+        """Account for one finished optimizer step (``seconds`` in all, ``waited`` of them for its batch)."""
         for k, v in terms.items():
             self.sums[k] = self.sums.get(k, 0.0) + v
         self.sums["images"] = self.sums.get("images", 0.0) + images
         self.sums["steps"] = self.sums.get("steps", 0.0) + 1
         self.sums["lr"] = lr
+        self.sums["waited"] = self.sums.get("waited", 0.0) + waited
         self.step += 1
         self.seconds += seconds
 
-    def epoch_row(self, val: dict[str, float], default_lr: float) -> dict[str, Any]:
-        """The metrics.csv row of the epoch just trained: mean losses, validation mAP, lr, speed."""
+    def epoch_row(self, val: dict[str, float] | None, default_lr: float, val_seconds: float = 0.0) -> dict[str, Any]:
+        """The metrics.csv row of the epoch just trained: mean losses, validation mAP (None when the
+        epoch was not validated), lr, speed, and the seconds spent waiting for data and validating."""
         n_steps = max(self.sums.get("steps", 0.0), 1.0)
         row: dict[str, Any] = {"epoch": self.epoch + 1, "loss": self.sums.get("loss", 0.0) / n_steps}
         for k in LOSS_KEYS:
             if k in self.sums:
                 row[k] = self.sums[k] / n_steps
         row.update({
-            "val_map": val["map"], "val_ap50": val["ap50"], "lr": self.sums.get("lr", default_lr),
-            "seconds": self.seconds,
+            "val_map": None if val is None else val["map"], "val_ap50": None if val is None else val["ap50"],
+            "lr": self.sums.get("lr", default_lr), "seconds": self.seconds,
             "images_per_s": self.sums.get("images", 0.0) / self.seconds if self.seconds else 0.0,
+            "data_seconds": self.sums.get("waited", 0.0), "val_seconds": val_seconds,
         })
         return row
 
 
 def write_metrics_csv(path: str | Path, history: list[dict[str, Any]]) -> None:
-    """``metrics.csv``: one row per epoch; a loss column only when some epoch has that term."""
+    """``metrics.csv``: one row per epoch; a loss column only when some epoch has that term; an empty
+    val_map and val_ap50 for an epoch that was not validated."""
     columns = ["epoch", "loss", *[k for k in LOSS_KEYS if any(k in r for r in history)],
-               "val_map", "val_ap50", "lr", "seconds", "images_per_s"]
+               "val_map", "val_ap50", "lr", "seconds", "images_per_s", "data_seconds", "val_seconds"]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in history:
-        writer.writerow({k: row.get(k, "") for k in columns})
+        writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
     write_text(path, buf.getvalue())

@@ -37,15 +37,16 @@ class LearningRate:
             return self.base * 0.5 * (1.0 + math.cos(math.pi * progress))
         return self.base * self.scale
 
-    def end_epoch(self, val_map: float) -> None:
-        """Reduce-on-plateau: scale the rate down after ``plateau_patience`` epochs without progress."""
+    def end_epoch(self, val_map: float, epochs: int = 1) -> None:
+        """Reduce-on-plateau: scale the rate down after ``plateau_patience`` epochs without progress
+        (``epochs``: those since the previous validation, this one included)."""
         if self.schedule != "plateau":
             return
         if val_map > self.best:
             self.best = val_map
             self.bad_epochs = 0
         else:
-            self.bad_epochs += 1
+            self.bad_epochs += epochs
             if self.bad_epochs > self.plateau_patience:
                 self.scale *= self.plateau_factor
                 self.bad_epochs = 0

@@ -12,12 +12,13 @@ everything after that only completes.
 
 from __future__ import annotations
 
-import copy
 import functools
 from pathlib import Path
 from typing import Any
 
-from multirater.config import SCHEMA_PATH
+from multirater.config.schema import (
+    WORKFLOW_ONLY, check_model_rules, defaults, job_properties, read_schema, schema_definition, schema_problem,
+)
 from multirater.core.errors import UserError
 from multirater.core.files import read_yaml
 
@@ -29,30 +30,16 @@ ARCHITECTURE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-@functools.cache
-def _schema() -> dict[str, Any]:
-    return read_yaml(SCHEMA_PATH)
-
-
-def _definition(name: str) -> dict[str, Any]:
-    return _schema()["definitions"][name]
-
-
 def setting_names(section: str) -> list[str]:
-    """The keys of ``section`` (``model`` or ``training``), in the schema's order."""
-    return list(_definition(section)["properties"])
-
-
-def defaults(section: str) -> dict[str, Any]:
-    """Every key of ``section`` (``model`` or ``training``) with its schema default."""
-    return {k: copy.deepcopy(v["default"]) for k, v in _definition(section)["properties"].items()}
+    """The job keys of ``section`` (``model`` or ``training``), in the schema's order."""
+    return list(job_properties(section))
 
 
 @functools.cache
 def _validator(definition: str) -> Any:
     import jsonschema
 
-    schema = {"$ref": f"#/definitions/{definition}", "definitions": _schema()["definitions"]}
+    schema = {"$ref": f"#/definitions/{definition}", "definitions": read_schema()["definitions"]}
     return jsonschema.Draft202012Validator(schema)
 
 
@@ -63,8 +50,6 @@ def check(values: Any, definition: str, file: Any = None, where: str = "") -> No
     names ``where.<key>``. A model section is also checked for what the schema cannot say.
     """
     import jsonschema
-
-    from multirater.config.loading import schema_problem
 
     error = jsonschema.exceptions.best_match(_validator(definition).iter_errors(values))
     if error is not None:
@@ -77,21 +62,11 @@ def check(values: Any, definition: str, file: Any = None, where: str = "") -> No
         check_model_rules((values or {}).get("model"), file, "model")
 
 
-def check_model_rules(model: dict[str, Any] | None, file: Any = None, where: str = "model") -> None:
-    """The model rules JSON Schema cannot express (defaults included): ``max_size`` >= ``min_size``,
-    and ``tile_overlap`` < ``tile_size`` when tiling is on (windows must advance)."""
-    sizes = {**defaults("model"), **(model or {})}
-    if sizes["max_size"] < sizes["min_size"]:
-        raise UserError(f"must be >= min_size ({sizes['min_size']}), got {sizes['max_size']}", file,
-                        f"{where}.max_size")
-    if sizes["tile_size"] is not None and sizes["tile_overlap"] >= sizes["tile_size"]:
-        raise UserError(f"must be < tile_size ({sizes['tile_size']}), got {sizes['tile_overlap']}", file,
-                        f"{where}.tile_overlap")
-
-
 def complete_training(values: dict[str, Any] | None) -> dict[str, Any]:
     """Checked training settings with every missing key at its default (no checks here)."""
     out = {**defaults("training"), **(values or {})}
+    for key in WORKFLOW_ONLY["training"]:
+        out.pop(key, None)
     # freeze: the paper's search space says true/false; they mean backbone/none.
     if isinstance(out["freeze"], bool):
         out["freeze"] = "backbone" if out["freeze"] else "none"
@@ -136,4 +111,4 @@ def read_training_config(path: str | Path) -> dict[str, Any]:
     data = data or {}
     # A relative base_checkpoint is relative to the working directory (where Snakemake runs jobs).
     return job_config(data.get("model"), data.get("training"),
-                      data.get("config_id", _definition("training_job")["properties"]["config_id"]["default"]))
+                      data.get("config_id", schema_definition("training_job")["properties"]["config_id"]["default"]))

@@ -180,7 +180,7 @@ def write_sweep(config_path: str | Path, out: str | Path, config_dir: str | Path
     """Expand the sweep of a workflow config into ``out`` (TSV) and, optionally, one YAML per id
     plus ``pretrain.yaml`` in ``config_dir``. The config is checked once, against the workflow schema."""
     from multirater.config import SCHEMA_PATH
-    from multirater.config.loading import validate
+    from multirater.config.schema import validate
     from multirater.core.files import read_yaml, write_text, write_yaml
 
     config = validate(read_yaml(config_path), SCHEMA_PATH, str(config_path))

@@ -77,14 +77,17 @@ def tiles(width: int, height: int, tile: int, overlap: int) -> list[Tile]:
 
 
 def detect_tiled(detector: Detector, read_window: Callable[[Window], torch.Tensor], width: int, height: int,
-                 tile: int, overlap: int, batch_size: int) -> Found:
+                 tile: int, overlap: int, batch_size: int, only: list[Tile] | None = None) -> Found:
     """Detections on a whole image from its overlapping windows, each object once (module docstring).
 
     ``detector`` maps a batch of CHW windows to (boxes xyxy, scores, labels) in window coordinates;
     ``read_window`` gives one window's pixels, so only ``batch_size`` windows are in memory at a time.
+    ``only``: these of the image's tiles (the detections of their owned regions); None: all of them.
     Returns boxes in image coordinates (float64), by decreasing score.
     """
-    grid = tiles(width, height, tile, overlap)
+    grid = tiles(width, height, tile, overlap) if only is None else only
+    if not grid:
+        return np.zeros((0, 4)), np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
     boxes, scores, labels = [], [], []
     for start in range(0, len(grid), batch_size):
         chunk = grid[start:start + batch_size]

@@ -42,17 +42,26 @@ def read_rows(path: Path, errors: ErrorCollector) -> list[tuple[str, Box]]:
 
 
 def collect(
-    labels: Path, errors: ErrorCollector, consensus: bool = False
+    labels: Path, errors: ErrorCollector, consensus: bool = False, setting: str = "labels"
 ) -> Annotations | dict[str, list[Box]]:
     """Raters from the annotator column; every image is annotated by every rater found (an image
-    without rows of a rater has no objects from them). Consensus: all rows of a file."""
+    without rows of a rater has no objects from them). Consensus: all rows of a file. ``setting``: the
+    import setting that named the folder (labels, or test_labels for each rater's test images)."""
     if consensus:
         files = annotation_files(labels, ".csv", "consensus_labels")
         return {p.stem: [box for _, box in read_rows(p, errors)] for p in files}
-    per_file = {p.stem: read_rows(p, errors) for p in annotation_files(labels, ".csv", "labels")}
+    per_file = {p.stem: read_rows(p, errors) for p in annotation_files(labels, ".csv", setting)}
     names = sorted({rater for rows in per_file.values() for rater, _ in rows})
     raters: Annotations = {r: {stem: [] for stem in per_file} for r in names}
     for stem, rows in per_file.items():
         for rater, box in rows:
             raters[rater][stem].append(box)
     return raters
+
+
+def collect_with_skipped(
+    labels: Path, errors: ErrorCollector, consensus: bool = False, axes: str = "rc", setting: str = "labels"
+) -> tuple[Annotations | dict[str, list[Box]], int]:
+    """``collect`` as every importer reads (``multirater.data.formats.FORMATS``): no file is skipped; ``axes`` is
+    the napari-organoid-counter format's own."""
+    return collect(labels, errors, consensus, setting), 0

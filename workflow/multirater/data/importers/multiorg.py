@@ -63,13 +63,13 @@ def read_boxes(path: Path, errors: ErrorCollector) -> list[Box]:
 
 
 def collect(
-    labels: Path, errors: ErrorCollector, consensus: bool = False
+    labels: Path, errors: ErrorCollector, consensus: bool = False, setting: str = "labels"
 ) -> Annotations | dict[str, list[Box]]:
     """Flat layout: rater annotations (annotator from each file name), or, for the consensus folder, one set
-    per image."""
+    per image. ``setting``: the import setting that named the folder (labels or test_labels)."""
     raters: Annotations = {}
     flat: dict[str, list[Box]] = {}
-    for path in annotation_files(labels, ".json", "consensus_labels" if consensus else "labels"):
+    for path in annotation_files(labels, ".json", "consensus_labels" if consensus else setting):
         annotator, stem = annotator_and_stem(path)
         if consensus:
             if stem in flat:
@@ -82,6 +82,14 @@ def collect(
             continue
         raters.setdefault(annotator, {})[stem] = read_boxes(path, errors)
     return flat if consensus else raters
+
+
+def collect_with_skipped(
+    labels: Path, errors: ErrorCollector, consensus: bool = False, axes: str = "rc", setting: str = "labels"
+) -> tuple[Annotations | dict[str, list[Box]], int]:
+    """``collect`` as every importer reads (``multirater.data.formats.FORMATS``): no file is skipped; ``axes`` is
+    the napari-organoid-counter format's own."""
+    return collect(labels, errors, consensus, setting), 0
 
 
 @dataclass(frozen=True)
@@ -104,9 +112,15 @@ def collect_published(root: Path, errors: ErrorCollector) -> Published:
     for split in SPLITS:
         if split not in split_dirs:
             continue
-        for folder in [split_dirs[split], *sorted(p for p in split_dirs[split].rglob("*") if p.is_dir())]:
+        below = sorted(p for p in split_dirs[split].rglob("*") if p.is_dir() and not _skipped(p, root))
+        for folder in [split_dirs[split], *below]:
             _read_image_folder(folder, root, split, found, errors)
     return found
+
+
+def _skipped(folder: Path, root: Path) -> bool:
+    """Hidden folders and the resource forks a macOS zip adds (``__MACOSX``): no part of the layout."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in folder.relative_to(root).parts)
 
 
 def _read_image_folder(folder: Path, root: Path, split: str, found: Published, errors: ErrorCollector) -> None:
@@ -114,6 +128,13 @@ def _read_image_folder(folder: Path, root: Path, split: str, found: Published, e
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     tiffs = [p for p in files if p.suffix.lower() in TIFF_SUFFIXES]
     label_files = [p for p in files if p.suffix.lower() == ".json"]
+    is_image_folder = not any(p.is_dir() and not p.name.startswith(".") for p in folder.iterdir())
+    if is_image_folder and not tiffs:  # a folder of the layout's last level: one TIFF and its labels
+        held = (f"holds {len(label_files)} label file(s) ({', '.join(p.name for p in label_files[:3])}"
+                + (", ..." if len(label_files) > 3 else "") + ")" if label_files else "is empty")
+        errors.add(f"image folder {held} but no TIFF image (expected one TIFF and its <tiff stem>_<label set>.json "
+                   "files; an incomplete download?)", folder)
+        return
     owners = {p: _owner(p, tiffs) for p in label_files}
     for path, tiff in owners.items():
         if tiff is None:

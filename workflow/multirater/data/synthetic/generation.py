@@ -20,6 +20,7 @@ from multirater.data.synthetic.raters import (
     CONSENSUS_STYLE,
     DetectorStyle,
     RaterStyle,
+    SceneLabels,
     SceneObject,
     annotate_objects,
     circle_polygon,
@@ -43,16 +44,6 @@ class SyntheticImage:
     organoids: list[tuple[np.ndarray, float]]  # (outline polygon, viability) of every organoid
     second_pass: dict[str, list[tuple[np.ndarray, np.ndarray, str]]]  # source -> its second pass, if asked for
     scene: SceneLabels | None = None  # every object of the scene and who labelled which
-
-
-@dataclass
-class SceneLabels:
-    """The objects of a scene (organoids, then debris large enough to be boxed), the detector's proposals
-    and, per source, the object of each box of its first pass (in the order of its annotations)."""
-
-    objects: list[SceneObject]
-    proposed: set[int]
-    labelled: dict[str, list[int]]
 
 
 def synthesize_image(

@@ -119,6 +119,16 @@ class SceneObject:
     viability: float | None  # None for debris
 
 
+@dataclass
+class SceneLabels:
+    """The objects of a scene (organoids, then debris large enough to be boxed), the detector's proposals
+    and, per source, the object of each box of its first pass (in the order of its annotations)."""
+
+    objects: list[SceneObject]
+    proposed: set[int]
+    labelled: dict[str, list[int]]
+
+
 def side_at_reference(tight: np.ndarray, size: int) -> float:
     """Geometric-mean side of a box, in px of a 256-px image (organoids scale with images up to 256 px)."""
     side = float(np.sqrt(max(tight[2] - tight[0], 0.0) * max(tight[3] - tight[1], 0.0)))

@@ -12,13 +12,10 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from multirater.core.errors import UserError
-from multirater.data.synthetic.raters import side_at_reference
-
-if TYPE_CHECKING:
-    from multirater.data.synthetic.generation import SceneLabels
+from multirater.data.synthetic.raters import SceneLabels, side_at_reference
 
 TEST_OBJECTS = "test_objects.csv"
 CONSENSUS_COLUMN = "consensus"

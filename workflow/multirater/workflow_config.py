@@ -1,98 +1,14 @@
-"""The workflow configuration: schema defaults, validation with one message naming the key, and the
+"""The workflow configuration: validated against the schema (``multirater.config.schema``), then the
 cross-key rules JSON Schema cannot express (torch-free; the Snakefile calls this at parse time)."""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
+from multirater.config.schema import validate
 from multirater.core.errors import UserError
-from multirater.core.files import read_yaml
-
-# Sections completed per job by multirater.training.settings (from the defaults in the schema):
-# filling them here would override the values pretrain inherits from training.
-_NO_FILL = {"model", "training", "pretrain"}
-
-
-def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
-    ref = node.get("$ref")
-    if not ref:
-        return node
-    target: Any = schema
-    for part in ref.lstrip("#/").split("/"):
-        target = target[part]
-    # siblings of $ref (default, description) refine the referenced schema
-    return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
-
-
-def apply_defaults(schema: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``config`` with every missing key that has a schema ``default`` filled in, recursively."""
-
-    def fill(node: dict[str, Any], value: Any) -> Any:
-        node = _resolve(schema, node)
-        if not isinstance(value, dict):
-            return value
-        for key, sub in (node.get("properties") or {}).items():
-            if key in _NO_FILL and node is schema:
-                continue
-            sub = _resolve(schema, sub)
-            if key not in value and "default" in sub:
-                value[key] = copy.deepcopy(sub["default"])
-            if key in value:
-                value[key] = fill(sub, value[key])
-        return value
-
-    return fill(schema, copy.deepcopy(config or {}))
-
-
-def _key_path(parts: Any) -> str:
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "(top level)"
-
-
-def schema_problem(error: Any, file: str = "config") -> UserError:
-    """One line naming the key for a JSON-schema ``ValidationError`` (instead of the schema dump)."""
-    path = list(error.absolute_path)
-    if error.validator == "additionalProperties":
-        # name the offending key itself, not its parent
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        known = sorted(error.schema.get("properties", {}))
-        return UserError(f"unknown key; known keys here: {known}", file, _key_path(path + extra[:1]))
-    return UserError(error.message, file, _key_path(path))
-
-
-def validate(config: dict[str, Any], schema_path: str | Path, file: str = "config") -> dict[str, Any]:
-    """Defaults applied, then checked against the schema by Snakemake's own ``validate(config, schema)``;
-    raises one UserError naming the key.
-
-    Snakemake's validator fills defaults too, but it would fill the model/training/pretrain sections,
-    whose defaults belong to the training settings (pretrain inherits training's values), so the
-    defaults come from ``apply_defaults`` and Snakemake only checks.
-    """
-    import jsonschema
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate as snakemake_validate
-
-    from multirater.training.settings import check_model_rules  # what the schema cannot say
-
-    schema = read_yaml(schema_path)
-    if config is None:
-        config = {}
-    if not isinstance(config, dict):
-        raise UserError("must be a mapping", file)
-    config = apply_defaults(schema, config)
-    try:
-        snakemake_validate(config, str(schema_path), set_default=False)
-    except WorkflowError as error:
-        cause = error.__context__  # Snakemake wraps the jsonschema error it raised
-        if isinstance(cause, jsonschema.exceptions.ValidationError):
-            raise schema_problem(cause, file) from None
-        raise
-    check_model_rules(config.get("model"), file)
-    return config
+from multirater.core.strategies import ensemble_kind
 
 
 def rater_names(config: dict[str, Any], file: str = "config") -> list[str]:
@@ -106,8 +22,11 @@ def rater_names(config: dict[str, Any], file: str = "config") -> list[str]:
 
 
 def label_set_names(config: dict[str, Any]) -> list[str]:
-    """The test label sets of the configured dataset: the synthetic ``consensus``, or a manifest's
-    (``consensus`` first, then ``test_label_sets``)."""
+    """The test label sets of the configured dataset: the synthetic ``consensus`` (and each rater's own,
+    ``<rater>_test``, with ``dataset.synthetic.rater_test_labels``), or a manifest's
+    (``consensus`` first, then ``test_label_sets``), then ``majority`` when the workflow derives it (no
+    consensus: ``multirater.data.consensus.majority_voters``)."""
+    from multirater.data.consensus import MAJORITY, majority_voters
     from multirater.data.manifest import CONSENSUS, read_manifest
 
     manifest = config["dataset"].get("manifest")
@@ -117,7 +36,8 @@ def label_set_names(config: dict[str, Any]) -> list[str]:
         synthetic = config["dataset"]["synthetic"]
         own = [rater_test_label_set(r) for r in rater_names(config)] if synthetic.get("rater_test_labels") else []
         return [CONSENSUS, *own]
-    return list(read_manifest(manifest).label_set_files)
+    names = list(read_manifest(manifest).label_set_files)
+    return names + [MAJORITY] if majority_voters(names) else names
 
 
 def soft_label_sets(config: dict[str, Any], file: str = "config") -> list[str]:
@@ -140,17 +60,24 @@ def soft_label_sets(config: dict[str, Any], file: str = "config") -> list[str]:
 
 def headline_label_set(config: dict[str, Any], file: str = "config") -> str:
     """The test label set of the headline metrics, tables and figures: ``evaluation.label_set``, checked
-    against the dataset's label sets, or by default ``consensus`` when there is one, else the first."""
+    against the dataset's label sets, or by default ``consensus`` when there is one, else the majority (the
+    import's, or the workflow's of every label set), else the one label set."""
+    from multirater.data.consensus import MAJORITY
     from multirater.data.manifest import CONSENSUS
 
     label_sets = label_set_names(config)
     where = config["dataset"].get("manifest") or "the synthetic dataset"
     if not label_sets:
-        raise UserError("has no test label set (consensus or test_label_sets): the test images need labels",
+        raise UserError("has no test label set (consensus or test_label_sets): the test images need labels; "
+                        "multirater import takes them with --consensus-labels (a consensus) or --test-labels "
+                        "(each rater's own, whose majority the workflow then evaluates against)",
                         where, "test_label_sets")
     chosen = config["evaluation"].get("label_set")
     if chosen is None:
-        return CONSENSUS if CONSENSUS in label_sets else label_sets[0]
+        for default in (CONSENSUS, MAJORITY):
+            if default in label_sets:
+                return default
+        return label_sets[0]
     if chosen not in label_sets:
         raise UserError(f"{chosen!r} is not a test label set of {where} ({', '.join(label_sets)})", file,
                         "evaluation.label_set")
@@ -201,6 +128,12 @@ def check_design(config: dict[str, Any], raters: list[str], n_configs: int, file
     """The experiment's cross-key rules: every ensemble can be built from the selected models."""
     n_raters = len(raters)
     ls, rs = config["selection"]["ls"], config["selection"]["rs"]
+    if config["evaluation"]["member_draws"] == 1:
+        raise UserError("must be 0 (off) or at least 2: one member draw has no spread", file,
+                        "evaluation.member_draws")
+    if (config.get("pretrain") or {}).get("replicates") is not None:
+        raise UserError("replicates are of the selected models only: set training.replicates", file,
+                        "pretrain.replicates")
     if ls > n_configs:
         raise UserError(f"selects {ls} label-sampling models but the sweep has only {n_configs} configurations",
                         file, "selection.ls")
@@ -230,15 +163,16 @@ def apply_ensemble(config: dict[str, Any], raters: list[str], file: str = "confi
     if not Path(apply["images"]).is_dir():
         raise UserError(f"{apply['images']}: no such folder", file, "apply.images")
     kind = apply["kind"]
+    spec = ensemble_kind(kind, file, "apply.kind")
     size = max(config["ensembles"]["sizes"]) if apply["size"] is None else apply["size"]
-    if kind == "rse" and size % len(raters):
+    if spec.per_rater and size % len(raters):
         raise UserError(f"{size} is not divisible by the number of raters ({len(raters)}: {', '.join(raters)})",
                         file, "apply.size")
-    key = "ls" if kind == "lse" else "rs"
+    key = spec.members  # the selection key of the members' strategies
     selected = config["selection"][key]
-    per_source = size if kind == "lse" else size // len(raters)
+    per_source = spec.members_per_source(size, len(raters))
     if per_source > selected:
-        raise UserError(f"{kind.upper()}_{size} needs {per_source} selected models per source but only {selected} "
+        raise UserError(f"{spec.label}_{size} needs {per_source} selected models per source but only {selected} "
                         f"are selected (selection.{key})", file, "apply.size")
     return kind, size
 
@@ -247,22 +181,70 @@ def check_workflow_config(config: dict[str, Any], file: str = "config") -> tuple
     """The cross-key rules of a schema-valid config, in one place: the rater names (from the dataset),
     the dataset's rules (``check_dataset``), the sweep's configurations, and that every ensemble can be
     built from the selected models."""
+    from multirater.training.replicates import replicate_ids, replicates
     from multirater.training.sweep import expand_sweep
 
     raters = rater_names(config, file)
     check_dataset(config, raters, file)
     configs = expand_sweep(config, file)
     check_design(config, raters, len(configs), file)
+    replicate_ids([c["config_id"] for c in configs], replicates(config), file)
     return raters, configs
 
 
-def load_workflow_config(config: dict[str, Any], schema_path: str | Path,
-                         file: str = "config") -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
+# The settings that name a file or folder the workflow reads, with what it is (for the message).
+SETTING_FILES = {
+    "dataset.manifest": ("file", "your dataset.yaml: multirater import writes one, docs/file-contracts.md "
+                                 "describes it"),
+    "dataset.base_manifest": ("file", "the separate dataset.yaml the pretrain job trains the base model on"),
+    "model.base_checkpoint": ("file", "the weights every model is fine-tuned from, e.g. the GOAT weights "
+                                      "(Bremer et al. 2022; config/multiorg.yaml, step 3): put the file there or "
+                                      "change the path"),
+    "apply.images": ("folder", "the new images the apply target counts objects in"),
+}
+
+
+def check_setting_files(config: dict[str, Any], file: str = "config") -> None:
+    """Every file or folder a setting names exists (relative paths: from the working directory), else one
+    UserError naming the setting, instead of Snakemake's MissingInputException about a path."""
+    for key, (kind, what) in SETTING_FILES.items():
+        section, name = key.split(".")
+        path = (config.get(section) or {}).get(name)
+        if path is None:
+            continue
+        found = Path(path).is_dir() if kind == "folder" else Path(path).is_file()
+        if not found:
+            problem = "is a folder, not a file" if kind == "file" and Path(path).is_dir() else "not found"
+            raise UserError(f"{kind} {path} {problem} ({what})", file, key)
+
+
+def load_workflow_config(config: dict[str, Any], schema_path: str | Path, file: str = "config",
+                         check_files: bool = False) -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
     """What the Snakefile needs at parse time: the validated config (defaults filled, and
     ``evaluation.label_set`` resolved to a label set of the dataset), the rater names and the sweep's
-    configurations; any problem is one UserError naming the key."""
+    configurations; any problem is one UserError naming the key. ``check_files``: also that every file a
+    setting names exists (``check_setting_files``; the Snakefile asks for it, the cross-key rules not)."""
     checked = validate(config, schema_path, file)
+    if check_files:
+        check_setting_files(checked, file)
     raters, configs = check_workflow_config(checked, file)
     checked["evaluation"]["label_set"] = headline_label_set(checked, file)
     checked["evaluation"]["soft_label_sets"] = soft_label_sets(checked, file)
     return checked, raters, configs
+
+
+def check_evidence_cells(config: dict[str, Any], schema_path: str | Path, file: str = "config") -> None:
+    """Every evidence arm's cell config (``multirater.evidence.design.cell_config``) is a valid workflow config,
+    with the run's ensemble sizes and calibration (the summary reads the same files of every cell); a problem
+    names the arm and the key."""
+    from multirater.evidence.design import cell_config, evidence_cells
+
+    for cell in evidence_cells(config, file):
+        if cell.arm is None:
+            continue
+        where = f"{file} (evidence.arms.{cell.arm}.config)"
+        checked = load_workflow_config(cell_config(config, cell), schema_path, where)[0]
+        for section, key in (("ensembles", "sizes"), ("calibration", "enabled")):
+            if checked[section][key] != config[section][key]:
+                raise UserError("is the same in every cell of the run: set it outside the arms", where,
+                                f"{section}.{key}")

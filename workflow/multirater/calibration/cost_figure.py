@@ -14,10 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from multirater.figures.style import FULL_WIDTH_IN, OKABE_ITO, STRATEGY_COLORS, apply_style
+from multirater.core.plot_style import FULL_WIDTH_IN, OKABE_ITO, STRATEGY_COLORS, apply_style
+from multirater.core.strategies import ENSEMBLE_KINDS, LS, strategy_label
 
 NEEDED_COLUMNS = ("approach", "method", "target", "training_hours")
-APPROACH_COLORS = {"ls": STRATEGY_COLORS["LS"], "lse": STRATEGY_COLORS["LSE"], "rse": STRATEGY_COLORS["RSE"]}
+APPROACH_COLORS = {LS: STRATEGY_COLORS[strategy_label(LS)],
+                   **{kind: STRATEGY_COLORS[spec.label] for kind, spec in ENSEMBLE_KINDS.items()}}
 RS_COLORS = [STRATEGY_COLORS["RS"], OKABE_ITO[2], OKABE_ITO[3], OKABE_ITO[7], OKABE_ITO[6]]
 MARKERS = ["s", "^", "D", "v", "P", "X", "*", "<", ">", "h"]
 REFERENCE_COLOR = "0.8"

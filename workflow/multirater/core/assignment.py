@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from multirater.core.boxes import iou
+from multirater.core.ground_truth import GroundTruth
 from multirater.core.matching import greedy_match_sorted, hungarian_match
-from multirater.evaluation.ground_truth import GroundTruth
 
 # Limits the padded arrays (pairs x detections x boxes) to ~32 MB.
 CHUNK_ELEMENTS = 4_000_000

@@ -1,4 +1,5 @@
-"""Ensemble fusion of several models' detections (Campi et al., complete-linkage grouping).
+"""Ensemble fusion of several models' detections (Campi et al., complete-linkage grouping); the ensembles
+stage fuses models, the data stage fuses label sets into a majority consensus.
 
 Per image and category:
 
@@ -11,8 +12,8 @@ Per image and category:
    al.); ``merge="max-score"`` keeps the most confident member's box and score (Lyu et al.).
 
 Speed and memory: a group only ever holds boxes linked to its opener (IoU >= threshold), so only linked pairs
-matter. ``pairs`` finds them with a grid of box centres (never an all-pairs IoU matrix), ``grouping`` builds many
-groups at once in rounds; both use memory proportional to the number of boxes.
+matter. ``fusion_pairs`` finds them with a grid of box centres (never an all-pairs IoU matrix),
+``fusion_grouping`` builds groups at once in rounds; both use memory proportional to the number of boxes.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from multirater.core.errors import UserError
-from multirater.ensembles.grouping import group_openers
-from multirater.ensembles.pairs import linked_pairs
+from multirater.core.fusion_grouping import group_openers
+from multirater.core.fusion_pairs import linked_pairs
 from multirater.io.detections import Detections
 from multirater.io.extra_columns import ExtraColumns
 
@@ -56,21 +57,36 @@ def _pool(models: list[Detections]) -> dict[str, np.ndarray]:
     return {k: v[order] for k, v in pooled.items()}
 
 
+def pool_pairs(pool: dict[str, np.ndarray], threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The linked pairs (i, j, IoU) of a pool sorted as step 1 sorts it: same image and category, different
+    models, IoU >= ``threshold``."""
+    image, category = pool["image"], pool["category"]
+    # one key per (image, category); the pool is sorted by both, so a key changes where either does
+    changes = (np.diff(image) != 0) | (np.diff(category) != 0)
+    key = np.r_[0, np.cumsum(changes)]
+    return linked_pairs(key, pool["boxes"], pool["model"], threshold)
+
+
+def groups_of_pairs(boxes: np.ndarray, model: np.ndarray, pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+                    threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(group number of each box, position of each group's opener) from the pool's linked ``pairs``."""
+    n = len(boxes)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    opener = group_openers(boxes, model, *pairs, threshold)
+    is_opener = opener == np.arange(n)
+    rank = np.cumsum(is_opener) - 1
+    return rank[opener], np.flatnonzero(is_opener)
+
+
 def _group_and_openers(
     image: np.ndarray, category: np.ndarray, boxes: np.ndarray, model: np.ndarray, threshold: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """(group number of each box, position of each group's opener); see :func:`group_boxes`."""
-    n = len(boxes)
-    if n == 0:
+    if len(boxes) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    # one key per (image, category); the pool is sorted by both, so a key changes where either does
-    changes = (np.diff(image) != 0) | (np.diff(category) != 0)
-    key = np.r_[0, np.cumsum(changes)]
-    i, j, overlap = linked_pairs(key, boxes, model, threshold)
-    opener = group_openers(boxes, model, i, j, overlap, threshold)
-    is_opener = opener == np.arange(n)
-    rank = np.cumsum(is_opener) - 1
-    return rank[opener], np.flatnonzero(is_opener)
+    pairs = pool_pairs({"image": image, "category": category, "boxes": boxes, "model": model}, threshold)
+    return groups_of_pairs(boxes, model, pairs, threshold)
 
 
 def group_boxes(
@@ -99,11 +115,18 @@ def fuse(
     ({source: members from that source's models}).
     """
     _check_options(len(models), iou, sources, score_norm, merge)
-    n_models = len(models)
-    image_ids = np.unique(np.concatenate([m.image_ids for m in models]))
     pool = _pool(models)
     # the opener is each group's first box in step 1's order: its most confident
     group, first = _group_and_openers(pool["image"], pool["category"], pool["boxes"], pool["model"], iou)
+    return fused_detections(models, pool, group, first, iou, sources, score_norm, merge)
+
+
+def fused_detections(models: list[Detections], pool: dict[str, np.ndarray], group: np.ndarray, first: np.ndarray,
+                     iou: float, sources: list[str] | None, score_norm: str, merge: str) -> Detections:
+    """The fused detections of ``models`` from their sorted ``pool`` and its groups (``group``, ``first``:
+    :func:`groups_of_pairs`); see :func:`fuse`."""
+    n_models = len(models)
+    image_ids = np.unique(np.concatenate([m.image_ids for m in models]))
     n_groups = len(first)
     size = np.bincount(group, minlength=n_groups).astype(np.float64)
     total = np.bincount(group, weights=pool["scores"], minlength=n_groups).astype(np.float64)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from multirater.evaluation.assignment import CHUNK_ELEMENTS, PairedDetections, segments
-from multirater.evaluation.ground_truth import GroundTruth
+from multirater.core.assignment import CHUNK_ELEMENTS, PairedDetections, segments
+from multirater.core.ground_truth import GroundTruth
 
 # pycocotools' grids, built with the same expressions so that every threshold is bit-identical.
 COCO_IOUS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)

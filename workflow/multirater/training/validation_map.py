@@ -1,5 +1,5 @@
 """Validation mAP of a training run: COCO AP@[.5:.95] and AP50 of a model's detections, computed by the
-evaluation engine (``coco.py``) with pycocotools' summary arithmetic, so the values equal COCOeval's.
+evaluation engine (``core.coco_ap``) with pycocotools' summary arithmetic, so the values equal COCOeval's.
 
 An image validated against several raters counts once per rater (as the paper's LS validation): each
 (rater, image) pair is given as its own image.
@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from multirater.core.boxes import as_boxes
-from multirater.evaluation.assignment import PairedDetections, ground_truth_pairs, match_detections
-from multirater.evaluation.coco import AP50_INDEX, COCO_IOUS, curves
-from multirater.evaluation.ground_truth import GroundTruth
+from multirater.core.assignment import PairedDetections, ground_truth_pairs, match_detections
+from multirater.core.coco_ap import AP50_INDEX, COCO_IOUS, curves
+from multirater.core.ground_truth import GroundTruth
 
 
 def coco_map(
