@@ -1,5 +1,5 @@
-"""A lab with two annotators and no consensus (docs/drafts/own-data-no-consensus.md): each annotator labelled
-their own training images and, separately, the same held-out test images. Imported with the one documented
+"""A lab with two annotators and no consensus (docs/own-data.md, "Two annotators, no consensus"): each annotator
+labelled their own training images and, separately, the same held-out test images. Imported with the one documented
 command (napari-organoid-counter files, `--test-labels` for each annotator's test labels: the test label sets
 test_<annotator>), then the demo-shaped workflow runs end to end (tiny model, 64 px images, one epoch): it
 derives the majority of the two test label sets, says so in its log and its report, and evaluates every model

@@ -65,15 +65,13 @@ def test_the_demo_sweep_files_do_not_change():
 
 
 @pytest.mark.slow
-def test_replicates_are_trained_for_the_selection_and_widen_the_pool(tmp_path):
-    """A real run, 2 configurations, LS ensembles of 2 from the 2 selected LS models: with one run each the
-    pool cannot vary the members (a warning, the image interval); with training.replicates: 2 the selected
-    models' replicates are trained after the selection, each with its own seed, and the LSE's members are
-    drawn from them. Raising it to 3 trains only the new replicates: no id changes."""
-    work = tmp_path / "run"
-    work.mkdir()
-    once = write_config(tmp_path / "once.yaml", ensembles={"sizes": [2]})
-    snakemake(work, once, "results/tables/lse_vs_rse.csv")
+def test_replicates_are_trained_for_the_selection_and_widen_the_pool(tmp_path, demo_shaped_run):
+    """A real run (the shared one: 2 configurations, LS ensembles of 2 from the 2 selected LS models): with
+    one run each the pool cannot vary the members (a warning, the image interval); with training.replicates: 2
+    the selected models' replicates are trained after the selection, each with its own seed, and the LSE's
+    members are drawn from them. Raising it to 3 trains only the new replicates: no id changes."""
+    assert demo_shaped_run.config["ensembles"] == {"sizes": [2]}
+    work, _ = demo_shaped_run.copy(tmp_path)
     r = work / "results"
     table = pd.read_csv(r / "tables" / "lse_vs_rse.csv")
     assert (table["interval"] == "images").all() and not table["significant"].any()
