@@ -31,7 +31,7 @@ evidence: install
 		--configfile config/evidence.yaml
 	@echo "see results/evidence/summary.csv and results/evidence/fig_evidence.png"
 
-# The mechanism study (docs/drafts/mechanism.md: When does the RSE win?): the workflow once per cell of config/mechanism.yaml's
+# The mechanism study (docs/studies.md: when does the RSE win?): the workflow once per cell of config/mechanism.yaml's
 # arms (graded rater bias 0-1; the paper's regime), then results/mechanism/summary.csv, cells.csv, ranges.csv
 # and one figure per arm. In parts: ARM=bias or ARM=paper runs one arm's cells, CELL=<arm>-b<bias>-s<seed>
 # one cell; the same command after an interruption finishes only the rest.
