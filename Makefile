@@ -43,10 +43,11 @@ mechanism: install
 
 # The tests, the documentation build (tests/test_docs.py) included, on two pytest-xdist workers; the
 # tests sharing an expensive run go to one worker, the costliest first (tests/conftest.py).
-# TEST_WORKERS=0 runs them in one process.
+# TEST_WORKERS=0 runs them in one process. The 20 slowest setups and calls are listed at the end.
 TEST_WORKERS ?= 2
 test: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder \
+		--durations=20
 
 test-slurm: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" MULTIRATER_SLURM=1 $(BIN)/python -m pytest -m slurm tests/slurm

@@ -33,7 +33,7 @@ def label_set_names(config: dict[str, Any]) -> list[str]:
     if manifest is None:
         from multirater.data.synthetic.presets import rater_test_label_set
 
-        synthetic = config["dataset"]["synthetic"]
+        synthetic = config["dataset"].get("synthetic") or {}
         own = [rater_test_label_set(r) for r in rater_names(config)] if synthetic.get("rater_test_labels") else []
         return [CONSENSUS, *own]
     names = list(read_manifest(manifest).label_set_files)
