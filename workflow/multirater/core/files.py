@@ -100,6 +100,14 @@ def read_json(path: str | Path) -> Any:
     return parse_json(read_bytes(path), path)
 
 
+def read_format_json(path: str | Path, file_format: str, what: str) -> dict[str, Any]:
+    """A JSON object whose ``format`` is ``file_format``; anything else is one error naming ``what`` it is not."""
+    data = read_json(path)
+    if not isinstance(data, dict) or data.get("format") != file_format:
+        raise UserError(f"not a {what} (needs \"format\": \"{file_format}\")", path)
+    return data
+
+
 def read_yaml(path: str | Path) -> Any:
     """Parse a YAML file; a missing file or a syntax error names the file and position."""
     import yaml  # here, not at the top: commands that read no YAML start faster

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from multirater.core.errors import UserError
-from multirater.core.files import read_json
+from multirater.core.files import read_format_json
 from multirater.evaluation.member_bootstrap import FORMAT, KINDS
 from multirater.evaluation.member_draws import replicate_choices
 
@@ -35,9 +35,7 @@ NO_MEMBER_FILE = ("no member bootstrap of this size was given: the interval hold
 
 def read_member_bootstrap(path: str | Path) -> dict[str, Any]:
     """A member bootstrap file, checked for the parts the tables read."""
-    data = read_json(path)
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise UserError(f"not a member bootstrap file (needs \"format\": \"{FORMAT}\")", path)
+    data = read_format_json(path, FORMAT, "member bootstrap file")
     size = data.get("size")
     if isinstance(size, bool) or not isinstance(size, int):
         raise UserError(f"must be an integer, got {size!r}", path, "size")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from multirater.core.errors import UserError
-from multirater.core.files import read_json, write_json
+from multirater.core.files import read_format_json, write_json
 from multirater.core.strategies import ENSEMBLE_KINDS
 from multirater.selection.ranking import ensemble_members
 
@@ -47,9 +47,7 @@ def write_members(path: str | Path, document: dict[str, Any]) -> None:
 
 def read_members(path: str | Path) -> dict[str, Any]:
     """A members file, checked: kind, a size equal to the number of members, and every member's keys."""
-    data = read_json(path)
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise UserError(f"not a members file (needs \"format\": \"{FORMAT}\")", path)
+    data = read_format_json(path, FORMAT, "members file")
     if data.get("kind") not in KINDS:
         raise UserError(f"must be one of {list(KINDS)}, got {data.get('kind')!r}", path, "kind")
     size = data.get("size")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from multirater.core.errors import UserError
-from multirater.core.files import read_json, write_json
+from multirater.core.files import read_format_json, write_json
 from multirater.selection.members import detections_path
 from multirater.selection.ranking import strategy_order
 from multirater.training.replicates import replicate_id
@@ -55,9 +55,7 @@ def write_pool(path: str | Path, document: dict[str, Any]) -> None:
 
 def read_pool(path: str | Path) -> dict[str, Any]:
     """A pool file, checked: its format, the strategies, and every model's keys and replicates."""
-    data = read_json(path)
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise UserError(f"not a pool file (needs \"format\": \"{FORMAT}\")", path)
+    data = read_format_json(path, FORMAT, "pool file")
     strategies = data.get("strategies")
     if not isinstance(strategies, list) or not all(isinstance(s, str) and s for s in strategies):
         raise UserError(f"must be a list of strategy names, got {strategies!r}", path, "strategies")
