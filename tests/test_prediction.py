@@ -73,6 +73,31 @@ def test_batch_size_does_not_change_predictions(trained, tmp_path):
     np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
 
 
+def test_several_splits_in_one_call_equal_one_call_per_split(trained, tmp_path):
+    root, manifest = trained
+    assert main(["predict", "--model", str(root / "model"), "--dataset", str(manifest), "--splits",
+                 str(root / "splits.json"), "--images", "val", "test", "--out", str(tmp_path / "v.json"),
+                 str(tmp_path / "t.json"), "--device", "cpu"]) == 0
+    for split, both in (("val", "v.json"), ("test", "t.json")):
+        assert predict(root, manifest, split, tmp_path / f"alone_{split}.json") == 0
+        assert (json.loads((tmp_path / both).read_text())
+                == json.loads((tmp_path / f"alone_{split}.json").read_text())), split
+
+
+@pytest.mark.parametrize("images, outs, problem", [
+    (["val", "test"], ["v.json"], "needs one distinct file per --images (2), got 1"),
+    (["val", "test"], ["v.json", "v.json"], "needs one distinct file per --images (2), got 2"),
+    (["val", "nowhere"], ["v.json", "n.json"], "must be train, val, test or a folder of images"),
+])
+def test_a_bad_pair_of_images_and_outputs_writes_nothing(trained, tmp_path, capsys, images, outs, problem):
+    root, manifest = trained
+    assert main(["predict", "--model", str(root / "model"), "--dataset", str(manifest), "--splits",
+                 str(root / "splits.json"), "--images", *images, "--out", *(str(tmp_path / o) for o in outs),
+                 "--device", "cpu"]) != 0
+    assert problem in capsys.readouterr().err
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".json"]
+
+
 def test_non_ok_model_gets_an_empty_file_listing_every_image(trained, tmp_path):
     root, manifest = trained
     model = tmp_path / "model"

@@ -84,7 +84,6 @@ BASE_MANIFEST = config["dataset"]["base_manifest"]
 wildcard_constraints:
     strategy="|".join(re.escape(s) for s in STRATEGIES),
     config_id="[0-9a-f]{8}",
-    split="val|test",
     kind="|".join(KINDS),
     size="[0-9]+",
     # where an ensemble lies: the experiment's (test set) or the apply target's (new images)

@@ -58,7 +58,10 @@ def _job_resources(kind):
     # device and batch size are resources, not params: changing them must not rerun finished jobs
     out = {
         "mem_mb": res[f"{kind}_mem_mb"],
-        "runtime": _runtime_per_attempt(res[f"{kind}_runtime"]),
+        # a model's one prediction job predicts every split in SPLITS: the limit once per split
+        "runtime": _runtime_per_attempt(
+            res[f"{kind}_runtime"] * (len(SPLITS) if kind == "predict" else 1)
+        ),
         "device": res["device"],
         **GROUP_SLOT,
         **GPU_JOB,

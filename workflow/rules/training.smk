@@ -85,17 +85,19 @@ rule train:
         " --loader-workers {resources.loader_workers} > {log} 2>&1"
 
 
+# One job per model predicts every split the workflow needs (SPLITS): one torch start and one model load
+# instead of one per split.
 rule predict:
     input:
         dataset=DATASET_INPUT,
         splits=f"{R}/data/splits.json",
         status=f"{MODEL_DIR}/status.json",
     output:
-        f"{R}/predictions/{{split}}/{{strategy}}/{{config_id}}.json",
+        [f"{R}/predictions/{split}/{{strategy}}/{{config_id}}.json" for split in SPLITS],
     log:
-        f"{R}/logs/predict/{{split}}/{{strategy}}/{{config_id}}.log",
+        f"{R}/logs/predict/{{strategy}}/{{config_id}}.log",
     benchmark:
-        f"{R}/benchmarks/predict/{{split}}/{{strategy}}/{{config_id}}.tsv"
+        f"{R}/benchmarks/predict/{{strategy}}/{{config_id}}.tsv"
     conda:
         ENV
     threads: config["resources"]["predict_threads"]
@@ -104,9 +106,10 @@ rule predict:
     params:
         dataset=dataset_file(),
         model=input_folder("status"),
+        predicted_splits=" ".join(SPLITS),
     shell:
         "multirater predict --model {params.model} --dataset {params.dataset}"
-        " --splits {input.splits} --images {wildcards.split} --out {output}"
+        " --splits {input.splits} --images {params.predicted_splits} --out {output}"
         " --device {resources.device} --threads {threads}"
         " --batch-size {resources.batch_size} > {log} 2>&1"
 

@@ -76,8 +76,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--model", required=True, help="model folder written by train/pretrain")
     p.add_argument("--dataset", default=None, help="dataset.yaml (needed for val/test)")
     p.add_argument("--splits", default=None, help="splits.json (needed for val/test)")
-    p.add_argument("--images", required=True, help="val, test, or a folder of images")
-    p.add_argument("--out", required=True, help="detections JSON to write")
+    p.add_argument("--images", required=True, nargs="+",
+                   help="val, test, or a folder of images; several (e.g. val test) share one model load")
+    p.add_argument("--out", required=True, nargs="+", help="detections JSON to write, one per --images")
     p.add_argument("--batch-size", type=_positive_int, default=4)
     _add_device(p)
     p.set_defaults(func=_predict)
@@ -142,31 +143,44 @@ def _train(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from multirater.data.dataset import load_dataset
     from multirater.training.inputs import read_splits
-    from multirater.training.prediction import folder_images, predict, split_images, usable_images
+    from multirater.training.prediction import predict
 
+    if len(args.out) != len(args.images) or len(set(args.out)) != len(args.out):
+        raise UserError(f"needs one distinct file per --images ({len(args.images)}), got {len(args.out)}: "
+                        f"{' '.join(args.out)}", None, "--out")
     dataset = load_dataset(args.dataset) if args.dataset else None
     splits = read_splits(args.splits, dataset) if (args.splits and dataset is not None) else None
-    meta = {"images": args.images}
-    if args.images in SPLIT_NAMES:
-        if dataset is None or splits is None:
-            raise UserError(f"--images {args.images} needs --dataset and --splits", None, "--images")
-        image_ids, paths = split_images(args.images, dataset, splits)
-    else:
-        try:
-            image_ids, paths = folder_images(args.images, dataset)
-        except UserError as exc:  # name the option too: it may be a misspelt split
-            raise UserError(f"must be {', '.join(SPLIT_NAMES)} or a folder of images: {exc.problem}", exc.file,
-                            "--images") from None
-        image_ids, skipped = usable_images(image_ids, paths)
-        for name, problem in skipped.items():
-            print(f"skipped {name}: {problem}; it gets no detections and no count")
-        if not image_ids:
-            raise UserError(f"every image is too small for the detectors ({len(skipped)} skipped)", args.images,
-                            "--images")
-        meta["file_names"] = {str(i): paths[i].name for i in image_ids}  # say which file each id is
-        if skipped:
-            meta["skipped_images"] = skipped
+    # every image set is resolved before the first prediction, so a bad one leaves no file behind
+    image_sets = [_prediction_images(images, dataset, splits) for images in args.images]
     device = _setup(args)
-    dets = predict(args.model, image_ids, paths, args.out, device, args.batch_size, meta)
-    print(f"{len(dets)} detection(s) on {len(image_ids)} image(s) -> {args.out}")
+    for (image_ids, paths, meta), out in zip(image_sets, args.out):
+        dets = predict(args.model, image_ids, paths, out, device, args.batch_size, meta)
+        print(f"{len(dets)} detection(s) on {len(image_ids)} image(s) -> {out}")
     return 0
+
+
+def _prediction_images(images: str, dataset: Any, splits: dict[str, Any] | None
+                       ) -> tuple[list[int], dict[int, Path], dict[str, Any]]:
+    """One --images value: the image ids, their files and the detections file's meta."""
+    from multirater.training.prediction import folder_images, split_images, usable_images
+
+    meta: dict[str, Any] = {"images": images}
+    if images in SPLIT_NAMES:
+        if dataset is None or splits is None:
+            raise UserError(f"--images {images} needs --dataset and --splits", None, "--images")
+        image_ids, paths = split_images(images, dataset, splits)
+        return image_ids, paths, meta
+    try:
+        image_ids, paths = folder_images(images, dataset)
+    except UserError as exc:  # name the option too: it may be a misspelt split
+        raise UserError(f"must be {', '.join(SPLIT_NAMES)} or a folder of images: {exc.problem}", exc.file,
+                        "--images") from None
+    image_ids, skipped = usable_images(image_ids, paths)
+    for name, problem in skipped.items():
+        print(f"skipped {name}: {problem}; it gets no detections and no count")
+    if not image_ids:
+        raise UserError(f"every image is too small for the detectors ({len(skipped)} skipped)", images, "--images")
+    meta["file_names"] = {str(i): paths[i].name for i in image_ids}  # say which file each id is
+    if skipped:
+        meta["skipped_images"] = skipped
+    return image_ids, paths, meta
