@@ -133,10 +133,12 @@ def test_requeued_training_resumes_from_last_checkpoint(tmp_path: Path, slurm_cl
     assert resumed and int(resumed[-1][0]) >= 2, train_log[-2000:]  # after at least one saved epoch
     assert json.loads((model / "status.json").read_text())["status"] == "ok"
     # Its time limit came from the workflow config, not the profile: the model job trains, then predicts
-    # the test set, one after another (train_runtime 10 + predict_runtime 10 minutes, x attempt 1).
+    # the validation and test sets (prediction.splits' default) in one prediction job, one after another
+    # (train_runtime 10 + 2 splits x predict_runtime 10 minutes, x attempt 1).
+    assert "prediction" not in PREEMPT
     [record] = [r for r in sacct(name=run_id(log)) if r["JobID"] == jobid]
-    limit = PREEMPT["resources"]["train_runtime"] + PREEMPT["resources"]["predict_runtime"]
-    assert record["Timelimit"] == f"00:{limit:02d}:00" == "00:20:00", record
+    limit = PREEMPT["resources"]["train_runtime"] + 2 * PREEMPT["resources"]["predict_runtime"]
+    assert record["Timelimit"] == f"00:{limit:02d}:00" == "00:30:00", record
     (tmp_path / "sacct.txt").write_text("\n".join(history) + "\n" + "\n".join(
         "|".join(r.values()) for r in sacct(name=run_id(log))) + "\n")
 
