@@ -310,3 +310,26 @@ def test_directions_hold_only_across_every_seed(tmp_path):
                                                 "neither in 1 of 3; 1 without a two-level interval)")
     assert finding[(2, "mAP")]["finding"] == "no direction in every seed (LSE better in 1, RSE better in 0, neither in 2 of 3)"
     assert finding[(4, "mAP")]["neither"] == 3
+
+
+def test_the_tick_labels_of_many_cells_do_not_overlap(tmp_path):
+    """A study's 14 cells along x (make mechanism): every tick label of both summary figures clear of its
+    neighbours once drawn; a few cells keep their stacked labels."""
+    from multirater.evidence.arm_figure import learned_bias_figure
+    from multirater.evidence.figure import evidence_figure
+    from multirater.evidence.summary import write_summary
+
+    cells = [write_cell(tmp_path / f"{arm}-{b}-{s}", "graded", s, 0.2, 0.12, bias=b, arm=arm)
+             for arm, biases in (("bias", (0.0, 0.25, 0.5, 0.75, 1.0)), ("paper", (0.0, 1.0)))
+             for b in biases for s in (0, 1)]
+    paths = write_summary(cells, tmp_path / "out")
+    for fig in (evidence_figure(pd.read_csv(paths[0])), learned_bias_figure(pd.read_csv(paths[1]))):
+        renderer = fig.canvas.get_renderer()
+        for ax in fig.axes:
+            labels = ax.get_xticklabels()
+            boxes = sorted((t.get_window_extent(renderer) for t in labels), key=lambda b: b.x0)
+            assert len(boxes) == 14 and all(left.x1 <= right.x0 for left, right in zip(boxes, boxes[1:])), \
+                ax.get_title()
+            assert labels[0].get_text() == "bias bias 0 seed 0"
+    few = evidence_figure(pd.read_csv(write_summary(cells[:2], tmp_path / "few")[0]))
+    assert [t.get_text() for t in few.axes[0].get_xticklabels()] == ["bias\nbias 0\nseed 0", "bias\nbias 0\nseed 1"]

@@ -22,7 +22,7 @@ import numpy as np
 from multirater.core.errors import UserError
 from multirater.core.plot_style import FULL_WIDTH_IN, OKABE_ITO, apply_style
 from multirater.evaluation.metrics import DECE, DECE_SOFT
-from multirater.evidence.figure import cell_key, cell_label
+from multirater.evidence.figure import cell_key, set_cell_ticks
 
 DECE_PANELS = [(DECE, 0.5), (DECE_SOFT, 0.5), (DECE, 0.75), (DECE_SOFT, 0.75)]
 TITLES = {DECE: f"{DECE} vs consensus", DECE_SOFT: f"{DECE_SOFT} vs raters' share"}
@@ -125,7 +125,6 @@ def learned_bias_figure(cells: "Any") -> "Any":
     auc_ax.set_title("learned-bias AUC")
     auc_ax.set_ylim(0.0, 1.0)
     for ax in axes[0]:
-        ax.set_xticks(x)
-        ax.set_xticklabels([cell_label(k) for k in keys], fontsize=5)
+        set_cell_ticks(ax, keys)
     fig.tight_layout()
     return fig

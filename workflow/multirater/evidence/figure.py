@@ -36,6 +36,19 @@ def cell_label(key: tuple) -> str:
     return "\n".join(([arm] if arm else []) + [what, f"seed {seed}"])
 
 
+# more cells than this along one panel's x axis: one-line labels turned upright, which do not overlap
+STACKED_LABELS_UP_TO = 6
+
+
+def set_cell_ticks(ax: "Any", keys: list[tuple]) -> None:
+    """One tick per cell at x = 0, 1, ...: stacked label lines for a few cells, one upright line for many."""
+    ax.set_xticks(range(len(keys)))
+    if len(keys) <= STACKED_LABELS_UP_TO:
+        ax.set_xticklabels([cell_label(k) for k in keys], fontsize=6)
+    else:
+        ax.set_xticklabels([cell_label(k).replace("\n", " ") for k in keys], fontsize=6, rotation=90)
+
+
 def evidence_figure(summary: "Any") -> "Any":
     """The figure of a ``summary.csv`` table (a pandas DataFrame)."""
     apply_style()
@@ -66,8 +79,7 @@ def evidence_figure(summary: "Any") -> "Any":
         for boundary in [i + 0.5 for i in range(len(cells) - 1) if cells[i][:3] != cells[i + 1][:3]]:
             ax.axvline(boundary, color="0.8", linewidth=0.8)
         ax.set_xlim(-0.5, len(cells) - 0.5)
-        ax.set_xticks(range(len(cells)))
-        ax.set_xticklabels([cell_label(c) for c in cells], fontsize=6)
+        set_cell_ticks(ax, cells)
         ax.set_title(f"{metric} (IoU = {iou:g})")
     axes[0][0].set_ylabel("LSE − RSE D-ECE\n(> 0: RSE better calibrated)")
     axes[0][0].legend(frameon=False, title="ensemble", loc="best")
