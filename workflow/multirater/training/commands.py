@@ -10,6 +10,8 @@ from multirater.core.errors import UserError
 from multirater.core.strategies import LS, RS, UNION, strategy_rater
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from multirater.training.labels import Strategy
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -143,7 +145,7 @@ def _train(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from multirater.data.dataset import load_dataset
     from multirater.training.inputs import read_splits
-    from multirater.training.prediction import predict
+    from multirater.training.prediction import ImageSet, predict
 
     if len(args.out) != len(args.images) or len(set(args.out)) != len(args.out):
         raise UserError(f"needs one distinct file per --images ({len(args.images)}), got {len(args.out)}: "
@@ -151,11 +153,13 @@ def _predict(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset) if args.dataset else None
     splits = read_splits(args.splits, dataset) if (args.splits and dataset is not None) else None
     # every image set is resolved before the first prediction, so a bad one leaves no file behind
-    image_sets = [_prediction_images(images, dataset, splits) for images in args.images]
+    image_sets = []
+    for images, out in zip(args.images, args.out):
+        image_ids, paths, meta = _prediction_images(images, dataset, splits)
+        image_sets.append(ImageSet(image_ids, paths, out, meta))
     device = _setup(args)
-    for (image_ids, paths, meta), out in zip(image_sets, args.out):
-        dets = predict(args.model, image_ids, paths, out, device, args.batch_size, meta)
-        print(f"{len(dets)} detection(s) on {len(image_ids)} image(s) -> {out}")
+    for image_set, dets in zip(image_sets, predict(args.model, image_sets, device, args.batch_size)):
+        print(f"{len(dets)} detection(s) on {len(image_set.image_ids)} image(s) -> {image_set.out}")
     return 0
 
 

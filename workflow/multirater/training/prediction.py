@@ -11,6 +11,7 @@ allows (:mod:`multirater.training.image_windows`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -138,17 +139,20 @@ def usable_images(image_ids: list[int], paths: dict[int, Path]) -> tuple[list[in
     return kept, skipped
 
 
-def predict(
-    model_dir: str | Path,
-    image_ids: list[int],
-    paths: dict[int, Path],
-    out: str | Path,
-    device: torch.device,
-    batch_size: int = 4,
-    extra_meta: dict[str, Any] | None = None,
-) -> Detections:
-    """Predict every image and write the detections file ``out`` (in overlapping windows when the
-    model was trained with ``model.tile_size``)."""
+@dataclass(frozen=True)
+class ImageSet:
+    """Images to predict (ids and files), the detections file to write, and what its meta adds."""
+
+    image_ids: list[int]
+    paths: dict[int, Path]
+    out: str | Path
+    extra_meta: dict[str, Any] = field(default_factory=dict)
+
+
+def predict(model_dir: str | Path, image_sets: list[ImageSet], device: torch.device,
+            batch_size: int = 4) -> list[Detections]:
+    """Predict every image of each set and write its detections file (in overlapping windows when the
+    model was trained with ``model.tile_size``); the model is loaded once for all the sets."""
     model_dir = Path(model_dir)
     status = read_json(model_dir / "status.json")
     if not isinstance(status, dict) or "status" not in status:
@@ -159,14 +163,23 @@ def predict(
         "config_id": status.get("config_id"),
         "status": status["status"],
         "identity": {"strategy": status.get("strategy"), "config_id": status.get("config_id")},
-        **(extra_meta or {}),
     }
-    if status["status"] != "ok":
-        detections = Detections.empty(image_ids, meta)
-        write_detections(out, detections)
-        return detections
-    model, ckpt_meta = load_trained_model(model_dir / "best.pt", device)
-    meta["epoch"] = ckpt_meta.get("epoch")
+    model, ckpt_meta = load_trained_model(model_dir / "best.pt", device) if status["status"] == "ok" else (None, {})
+    if model is not None:
+        meta["epoch"] = ckpt_meta.get("epoch")
+    written = []
+    for image_set in image_sets:
+        set_meta = {**meta, **image_set.extra_meta}
+        detections = (Detections.empty(image_set.image_ids, set_meta) if model is None else
+                      _detections(model, ckpt_meta, image_set, device, batch_size, set_meta))
+        write_detections(image_set.out, detections)
+        written.append(detections)
+    return written
+
+
+def _detections(model: torch.nn.Module, ckpt_meta: dict[str, Any], image_set: ImageSet, device: torch.device,
+                batch_size: int, meta: dict[str, Any]) -> Detections:
+    image_ids, paths = image_set.image_ids, image_set.paths
     category_ids = np.asarray([0, *ckpt_meta["category_ids"]], dtype=np.int64)
     columns: dict[str, list[np.ndarray]] = {"image_id": [], "category_id": [], "boxes": [], "scores": []}
     amp = device.type == "cuda"
@@ -180,7 +193,7 @@ def predict(
             columns["boxes"].append(to_xywh(boxes))
             columns["scores"].append(np.clip(scores.astype(np.float64), 0.0, 1.0))
     cat = lambda k, empty: np.concatenate(columns[k]) if columns[k] else empty  # noqa: E731
-    detections = Detections(
+    return Detections(
         image_ids=np.unique(np.asarray(image_ids, dtype=np.int64)),
         image_id=cat("image_id", np.zeros(0, np.int64)),
         category_id=cat("category_id", np.zeros(0, np.int64)),
@@ -188,5 +201,3 @@ def predict(
         scores=cat("scores", np.zeros(0)),
         meta=meta,
     )
-    write_detections(out, detections)
-    return detections
