@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -225,6 +226,20 @@ def test_count_with_accuracy_adds_the_interval_and_the_test_evidence(tmp_path, c
 CALIBRATION = {"enabled": True, "methods": ["logistic", "detection-aware"], "targets": ["soft"]}
 
 
+def test_calibration_adds_the_validation_split_to_each_models_prediction_job(tmp_path):
+    """Calibrators are fitted on validation detections: with calibration on, a run configured to predict the
+    test split only has each model's one prediction job write val as well."""
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({**json.loads(json.dumps(CONFIG)), "prediction": {"splits": ["test"]},
+                                      "calibration": CALIBRATION}))
+    plan = snakemake(tmp_path, config, "-n")
+    outputs = re.findall(r"rule predict:\n(?:    .*\n)*?    output: (.*)\n", plan)
+    assert len(outputs) == planned_jobs(plan)["predict"] == 6, plan[-3000:]
+    for output in outputs:
+        test, val = output.split(", ")
+        assert test.startswith("results/predictions/test/") and val == test.replace("/test/", "/val/", 1)
+
+
 @pytest.mark.slow
 def test_workflow_with_calibration(demo_shaped_run, tmp_path):
     # calibration enabled on a copy of the shared run of CONFIG (workflow_runs.py): only its own jobs run
@@ -233,7 +248,8 @@ def test_workflow_with_calibration(demo_shaped_run, tmp_path):
     config.write_text(yaml.safe_dump({**json.loads(json.dumps(CONFIG)), "calibration": CALIBRATION}))
     plan = planned_jobs(snakemake(work, config, "-n"))
     assert {"calibrate", "recalibrate", "count_accuracy", "calibration_table"} <= set(plan), plan
-    assert not {"pretrain", "train"} & set(plan), plan  # enabling calibration retrains nothing
+    # enabling calibration retrains nothing, and predicts nothing again where val was predicted already
+    assert not {"pretrain", "train", "predict"} & set(plan), plan
     snakemake(work, config)
     r = work / "results"
 

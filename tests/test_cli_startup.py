@@ -32,3 +32,21 @@ def test_every_stage_package_has_its_rule_file():
     for module in COMMAND_MODULES:
         stage = module.split(".")[1]
         assert (rules / f"{stage}.smk").is_file(), f"{module} has no workflow/rules/{stage}.smk"
+
+
+# What the most frequent jobs load, and what they must not: each of these costs every such job its import time
+# (scipy.optimize ~0.4 s, only Hungarian matching needs it; torch ~1.5 s, the review reads arrays).
+JOB_IMPORTS = [
+    ("multirater.training.loop", "scipy.optimize"),  # every training job (greedy matching for validation mAP)
+    ("multirater.evaluation.evaluate", "scipy.optimize"),  # every evaluation job
+    ("multirater.review.commands", "torch"),
+    ("multirater.review.contact_sheet", "torch"),
+]
+
+
+@pytest.mark.parametrize("module, heavy", JOB_IMPORTS)
+def test_frequent_jobs_do_not_import_what_they_do_not_use(module, heavy):
+    code = f"import sys, {module}; print({heavy!r} in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

@@ -36,7 +36,8 @@ CONFIG = {
     "selection": {"ls": 2, "rs": 1},
     "ensembles": {"sizes": [2]},
     "evaluation": {"iou": [0.5, 0.75], "bins": 10, "bootstrap": 20, "seed": 0},
-    "prediction": {"splits": ["test"], "batch_size": 4},
+    # val too (the schema's default): a copy of this run that turns calibration on then predicts nothing again
+    "prediction": {"splits": ["val", "test"], "batch_size": 4},
     "resources": {"device": "cpu"},
 }
 

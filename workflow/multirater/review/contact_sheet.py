@@ -51,7 +51,7 @@ def read_crops(top: pd.DataFrame, files: ImageFiles) -> list[tuple[np.ndarray, t
         try:
             for k, row in rows.iterrows():
                 window = crop_window((row.x, row.y, row.w, row.h), reader.width, reader.height)
-                crops[k] = (reader.read(window).numpy().transpose(1, 2, 0), window)
+                crops[k] = (reader.read_array(window).transpose(1, 2, 0), window)
         finally:
             reader.close()
     return [crops[k] for k in top.index]

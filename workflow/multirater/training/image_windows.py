@@ -15,26 +15,36 @@ alpha dropped: exactly the values ``load_image`` gives for the same pixels.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from multirater.core.errors import UserError
 from multirater.data.dataset import load_image
-from multirater.training.tiling import Window
+
+if TYPE_CHECKING:  # torch only where a tensor is asked for: the review's contact sheet reads arrays
+    import torch
+
+    from multirater.training.tiling import Window
 
 SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 
-def to_chw_float(raw: np.ndarray) -> torch.Tensor:
+def chw_float(raw: np.ndarray) -> np.ndarray:
     """Raw 8/16-bit pixels (H, W) or (H, W, C) -> float32 RGB (3, H, W) in [0, 1], as load_image scales them."""
     if raw.ndim == 3:
         raw = raw[:, :, 0] if raw.shape[2] == 1 else raw[:, :, :3]
     out = raw.astype(np.float32) / SCALES[raw.dtype]
     if out.ndim == 2:
         out = np.repeat(out[:, :, None], 3, axis=2)
-    return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))
+    return np.ascontiguousarray(out.transpose(2, 0, 1))
+
+
+def to_chw_float(raw: np.ndarray) -> torch.Tensor:
+    """:func:`chw_float` as a tensor (sharing its memory)."""
+    import torch
+
+    return torch.from_numpy(chw_float(raw))
 
 
 class WholeImage:
@@ -44,10 +54,16 @@ class WholeImage:
         self.pixels = load_image(path)
         self.height, self.width = self.pixels.shape[:2]
 
-    def read(self, window: Window) -> torch.Tensor:
+    def read_array(self, window: Window) -> np.ndarray:
         """The window's pixels, float32 (3, h, w)."""
         x0, y0, x1, y1 = window
-        return torch.from_numpy(np.ascontiguousarray(self.pixels[y0:y1, x0:x1].transpose(2, 0, 1)))
+        return np.ascontiguousarray(self.pixels[y0:y1, x0:x1].transpose(2, 0, 1))
+
+    def read(self, window: Window) -> torch.Tensor:
+        """:meth:`read_array` as a tensor."""
+        import torch
+
+        return torch.from_numpy(self.read_array(window))
 
     def close(self) -> None:
         """Nothing to release."""
@@ -110,8 +126,12 @@ class TiffWindows:
         self.kept = used
         return out
 
-    def read(self, window: Window) -> torch.Tensor:
+    def read_array(self, window: Window) -> np.ndarray:
         """The window's pixels, float32 (3, h, w)."""
+        return chw_float(self._raw(window))
+
+    def read(self, window: Window) -> torch.Tensor:
+        """:meth:`read_array` as a tensor."""
         return to_chw_float(self._raw(window))
 
     def close(self) -> None:
