@@ -50,3 +50,21 @@ def test_frequent_jobs_do_not_import_what_they_do_not_use(module, heavy):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--dataset", "d", "--splits", "s", "--strategy", "ls", "--config", "c", "--out", "o"],
+    ["pretrain", "--dataset", "d", "--splits", "s", "--config", "c", "--out", "o"],
+    ["predict", "--model", "m", "--images", "test", "--out", "o"],
+    ["run-record", "--out", "o"],
+])
+def test_the_torch_commands_import_torch_before_running_with_its_objects_frozen(argv):
+    from multirater.cli import build_parser
+
+    assert "torch" in build_parser().parse_args(argv).imports
+    # what main() does with them: imported with the collector off, then every object frozen, collector on again
+    code = ("import gc, sys; from multirater.cli import import_frozen; import_frozen(('torch',)); "
+            "print('torch' in sys.modules, gc.isenabled(), gc.get_freeze_count() > 100_000)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "True"]

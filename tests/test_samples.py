@@ -152,10 +152,13 @@ def test_sigterm_to_every_process_of_a_job_with_loader_workers_stops_it_cleanly(
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.time() + 120
-        while not (out / "last.pt").exists():  # epoch 1 done; epoch 2's workers are running
+        while not (out / "last.pt").exists():  # epoch 1 done
             assert proc.poll() is None and time.time() < deadline, "training did not start"
             time.sleep(0.1)
-        workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        workers: list[str] = []
+        while not workers:  # epoch 2's loader workers are running (on a busy machine they start a moment later)
+            assert proc.poll() is None and time.time() < deadline, "no loader worker started after epoch 1"
+            workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
         os.killpg(proc.pid, signal.SIGTERM)  # the whole process group, workers included
         _, err = proc.communicate(timeout=60)
     finally:

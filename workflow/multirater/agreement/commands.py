@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--image", type=int, default=None,
                    help="image id shown in Figure 1 (default: the first image two or more raters labelled)")
-    p.set_defaults(func=_agreement)
+    p.set_defaults(func=_agreement, imports=("matplotlib.pyplot", "multirater.agreement.figures",
+                                              "multirater.agreement.statistics"))
 
 
 def _agreement(args: argparse.Namespace) -> int:

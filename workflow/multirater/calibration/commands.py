@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "raters); default: the rater of an rs-<rater> model, majority otherwise")
     p.add_argument("--iou", type=_iou, default=0.5, help="IoU at which a detection matches a box (default 0.5)")
     p.add_argument("--out", required=True, help="calibrator JSON to write")
-    p.set_defaults(func=_calibrate)
+    p.set_defaults(func=_calibrate, imports=("multirater.calibration.fitting",))
 
     p = subparsers.add_parser("recalibrate", help="apply a fitted calibrator to detections")
     p.add_argument("--calibrator", required=True, help="calibrator JSON (from multirater calibrate)")

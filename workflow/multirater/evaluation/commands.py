@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dece-reference-draws", type=int, default=DECE_REFERENCE_DRAWS,
                    help="draws of the D-ECE a perfectly calibrated detector with the same scores would show "
                    f"here (mean and 95%% range; seeded by --seed; default {DECE_REFERENCE_DRAWS}; 0 = none)")
-    p.set_defaults(func=_evaluate)
+    p.set_defaults(func=_evaluate, imports=("multirater.evaluation.evaluate",))
 
     p = subparsers.add_parser("learned-bias",
                               help="synthetic data: the selected models' scores on objects one rater labelled "

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import argparse
 
+# imported by multirater.cli.import_frozen before a figure command runs (its objects then frozen)
+FIGURE_IMPORTS = ("matplotlib.pyplot", "pandas", "multirater.figures.calibration")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("figures", help="the paper's calibration figures (PNG and PDF)")
@@ -16,11 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--rse", required=True, help="metrics of the RSE")
     f.add_argument("--size", type=int, default=None, help="ensemble size, shown in the titles")
     f.add_argument("--out", required=True, help="output stem (writes STEM.png and STEM.pdf)")
-    f.set_defaults(func=_figure_reliability)
+    f.set_defaults(func=_figure_reliability, imports=FIGURE_IMPORTS)
     f = figs.add_parser("ensemble-size", help="Figure 4: D-ECE and mAP vs ensemble size")
     f.add_argument("--metrics", required=True, help="tables/metrics.csv")
     f.add_argument("--out", required=True, help="output stem (writes STEM.png and STEM.pdf)")
-    f.set_defaults(func=_figure_ensemble_size)
+    f.set_defaults(func=_figure_ensemble_size, imports=FIGURE_IMPORTS)
 
 
 def _figure_reliability(args: argparse.Namespace) -> int:

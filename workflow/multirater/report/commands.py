@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("status", nargs="*", help="the models' status.json files (each records its training's machine)")
     p.add_argument("--out", required=True, help="run.json to write")
     p.add_argument("--repository", default=None, help="the workflow's checkout (default: this package's)")
-    p.set_defaults(func=_run_record)
+    p.set_defaults(func=_run_record, imports=("torch", "torchvision"))  # the workflow machine's torch
     p = subparsers.add_parser("findings", help="the report front page's text: what the run found, where it ran")
     p.add_argument("--comparison", required=True, help="tables/lse_vs_rse.csv")
     p.add_argument("--metrics", required=True, help="tables/metrics.csv")

@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="folder to write: images.csv, boxes.csv, contact_sheet.png")
     p.add_argument("--top", type=_positive_int, default=DEFAULT_TOP,
                    help=f"boxes on the contact sheet, most uncertain first (default {DEFAULT_TOP})")
-    p.set_defaults(func=_review)
+    p.set_defaults(func=_review, imports=("matplotlib.pyplot", "pandas", "multirater.review.contact_sheet"))
 
     p = subparsers.add_parser("export", help="detections in an annotation tool's format: " + ", ".join(EXPORT_FORMATS))
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS,

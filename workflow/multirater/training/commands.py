@@ -72,7 +72,7 @@ def register(subparsers: Any) -> None:
         p.add_argument("--loader-workers", type=_workers, default="auto",
                        help="processes preparing the training batches (0: this process); auto: from --threads "
                             "(on a GPU all but one, on the CPU one when there are two or more)")
-        p.set_defaults(func=_train, pretrain=name == "pretrain")
+        p.set_defaults(func=_train, pretrain=name == "pretrain", imports=("torch", "multirater.training.loop"))
 
     p = subparsers.add_parser("predict", help="run a trained model on val, test or a folder of images")
     p.add_argument("--model", required=True, help="model folder written by train/pretrain")
@@ -83,7 +83,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", required=True, nargs="+", help="detections JSON to write, one per --images")
     p.add_argument("--batch-size", type=_positive_int, default=4)
     _add_device(p)
-    p.set_defaults(func=_predict)
+    p.set_defaults(func=_predict, imports=("torch", "multirater.training.prediction"))
 
 
 def _sweep(args: argparse.Namespace) -> int:
