@@ -145,6 +145,17 @@ def run_until(args: list[str], log_path: Path, sig: signal.Signals,
                     break
                 time.sleep(0.5)
             process.send_signal(sig)
+            # a SIGINT that reaches snakemake outside its scheduler loop (while it submits or polls) can be
+            # lost: snakemake then runs on to the end. Send it again, as a user presses Ctrl-C again, until
+            # snakemake says it is stopping.
+            deadline = time.monotonic() + 120
+            while sig == signal.SIGINT and time.monotonic() < deadline:
+                try:
+                    process.wait(timeout=3)
+                    break
+                except subprocess.TimeoutExpired:
+                    if "Terminating processes on user request" not in log_path.read_text():
+                        process.send_signal(sig)
             process.wait(timeout=120)
         finally:
             if process.poll() is None:
