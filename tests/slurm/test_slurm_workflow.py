@@ -130,8 +130,11 @@ def run_until(args: list[str], log_path: Path, sig: signal.Signals,
               ready: Callable[[str, str], bool], timeout: float = 600) -> tuple[str, str]:
     """Start snakemake, send it `sig` once ready(run id, log) holds; return the run id and the log."""
     with open(log_path, "w") as out:
+        # SIGINT as a user's Ctrl-C: a shell starts background commands with SIGINT ignored, and snakemake
+        # would inherit that (the suite run with `&` or from a script) and run on to the end
         process = subprocess.Popen(args, cwd=log_path.parent, env=env(), stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+                                   start_new_session=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         name = None
         deadline = time.monotonic() + timeout
         try:
@@ -145,17 +148,6 @@ def run_until(args: list[str], log_path: Path, sig: signal.Signals,
                     break
                 time.sleep(0.5)
             process.send_signal(sig)
-            # a SIGINT that reaches snakemake outside its scheduler loop (while it submits or polls) can be
-            # lost: snakemake then runs on to the end. Send it again, as a user presses Ctrl-C again, until
-            # snakemake says it is stopping.
-            deadline = time.monotonic() + 120
-            while sig == signal.SIGINT and time.monotonic() < deadline:
-                try:
-                    process.wait(timeout=3)
-                    break
-                except subprocess.TimeoutExpired:
-                    if "Terminating processes on user request" not in log_path.read_text():
-                        process.send_signal(sig)
             process.wait(timeout=120)
         finally:
             if process.poll() is None:
