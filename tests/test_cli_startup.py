@@ -39,7 +39,6 @@ def test_every_stage_package_has_its_rule_file():
 JOB_IMPORTS = [
     ("multirater.training.loop", "scipy.optimize"),  # every training job (greedy matching for validation mAP)
     ("multirater.evaluation.evaluate", "scipy.optimize"),  # every evaluation job
-    ("multirater.review.commands", "torch"),
     ("multirater.review.contact_sheet", "torch"),
 ]
 

@@ -47,7 +47,21 @@ def to_chw_float(raw: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(chw_float(raw))
 
 
-class WholeImage:
+class ArrayWindows:
+    """What both readers share: a window as a tensor, from their ``read_array``."""
+
+    def read_array(self, window: Window) -> np.ndarray:
+        """The window's pixels, float32 (3, h, w)."""
+        raise NotImplementedError
+
+    def read(self, window: Window) -> torch.Tensor:
+        """:meth:`read_array` as a tensor."""
+        import torch
+
+        return torch.from_numpy(self.read_array(window))
+
+
+class WholeImage(ArrayWindows):
     """An image decoded whole by ``load_image``; windows are views of it."""
 
     def __init__(self, path: Path) -> None:
@@ -59,17 +73,11 @@ class WholeImage:
         x0, y0, x1, y1 = window
         return np.ascontiguousarray(self.pixels[y0:y1, x0:x1].transpose(2, 0, 1))
 
-    def read(self, window: Window) -> torch.Tensor:
-        """:meth:`read_array` as a tensor."""
-        import torch
-
-        return torch.from_numpy(self.read_array(window))
-
     def close(self) -> None:
         """Nothing to release."""
 
 
-class TiffWindows:
+class TiffWindows(ArrayWindows):
     """A single-image TIFF read window by window (memory map, or the strips/tiles a window touches)."""
 
     def __init__(self, tif: Any, page: Any) -> None:
@@ -129,10 +137,6 @@ class TiffWindows:
     def read_array(self, window: Window) -> np.ndarray:
         """The window's pixels, float32 (3, h, w)."""
         return chw_float(self._raw(window))
-
-    def read(self, window: Window) -> torch.Tensor:
-        """:meth:`read_array` as a tensor."""
-        return to_chw_float(self._raw(window))
 
     def close(self) -> None:
         """Close the file."""
